@@ -1,0 +1,174 @@
+"""One typed training configuration with named presets, saved beside the weights as JSON.
+
+Choose a preset without touching the Challenge signatures through the ``DERC_PRESET``
+environment variable (``paper`` when unset). Fields of a preset can be overridden with
+``dataclasses.replace`` in code, never by mutating a shared object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from derc.fileio import write_json_atomic
+
+CONFIG_FORMAT_VERSION = 1
+PRESET_ENV = "DERC_PRESET"
+DEFAULT_PRESET = "paper"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Optimiser, schedule and stopping rules of one training stage (UNet or classifier)."""
+
+    epochs: int = 100
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    plateau_patience: int = 7
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-6
+    early_stopping_patience: int = 10
+    # Noisy renderings per training record per epoch (fresh distortions every epoch).
+    views_per_record: int = 1
+    # Cap on optimisation steps per epoch (None: one pass over the data).
+    max_steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Dice + beta * Focal, Focal = alpha * (1 - exp(-BCE))**gamma * BCE; eta smooths Dice."""
+
+    alpha: float = 0.25
+    gamma: float = 2.0
+    beta: float = 10.0
+    eta: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = DEFAULT_PRESET
+    seed: int = 0
+    # Model input size (height, width); renders are drawn near this size and resized to it.
+    image_height: int = 896
+    image_width: int = 1152
+    unet_width: int = 64
+    unet_depth: int = 4
+    classifier: str = "resnet18"
+    # Local torchvision weights file for the classifier backbone (never downloaded).
+    classifier_weights: str | None = None
+    loss: LossConfig = field(default_factory=LossConfig)
+    unet: StageConfig = field(default_factory=lambda: StageConfig(batch_size=4))
+    cls: StageConfig = field(default_factory=lambda: StageConfig(batch_size=16))
+    val_fraction: float = 0.2
+    # Page layouts the renderer draws training images with.
+    layouts: tuple[str, ...] = ("3x4", "6x2", "12x1")
+    # Overall strength of the renderer's distortions (0 = clean paper, 1 = default).
+    noise_level: float = 1.0
+    # Also train the classifier on the record's own ``# Image:`` files when present.
+    use_record_images: bool = True
+    num_workers: int = 2
+    amp: bool = True
+    max_records: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["format_version"] = CONFIG_FORMAT_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        data = dict(data)
+        version = data.pop("format_version", None)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(f"unsupported config format version {version!r} (expected {CONFIG_FORMAT_VERSION})")
+        return _build(cls, data, "config")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Config:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read config {path}: {error}") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path} is not a JSON object")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"invalid config {path}: {error}") from error
+
+
+def _build(kind: type, data: dict[str, Any], where: str) -> Any:
+    """Build a (nested) frozen dataclass from JSON data, rejecting unknown or mistyped fields."""
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown field(s) in {where}: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(kind(), name) if name in known else None
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}.{name} must be an object")
+            value = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        values[name] = value
+    return kind(**values)
+
+
+PRESETS: dict[str, Config] = {
+    # The published method: 896x1152 inputs, UNet width 64, ResNet18, Adam 1e-4, patience 7/10.
+    "paper": Config(preset="paper"),
+    # A GPU-friendly middle ground for quick experiments.
+    "medium": Config(
+        preset="medium",
+        image_height=448,
+        image_width=576,
+        unet_width=16,
+        unet=StageConfig(epochs=20, batch_size=8, views_per_record=1),
+        cls=StageConfig(epochs=30, batch_size=32, views_per_record=2),
+    ),
+    # CPU preset for demos: 400 synthetic records train in about 20 minutes on 2 cores.
+    "small": Config(
+        preset="small",
+        image_height=224,
+        image_width=288,
+        unet_width=8,
+        unet=StageConfig(epochs=4, batch_size=8, early_stopping_patience=3, plateau_patience=2),
+        cls=StageConfig(epochs=12, batch_size=32, early_stopping_patience=4, plateau_patience=2, lr=1e-3),
+        num_workers=2,
+        amp=False,
+    ),
+    # For tests: seconds, not minutes.
+    "tiny": Config(
+        preset="tiny",
+        image_height=64,
+        image_width=96,
+        unet_width=4,
+        unet_depth=2,
+        unet=StageConfig(epochs=1, batch_size=4, early_stopping_patience=2, plateau_patience=1),
+        cls=StageConfig(epochs=2, batch_size=8, early_stopping_patience=2, plateau_patience=1, lr=1e-3),
+        num_workers=0,
+        amp=False,
+    ),
+}
+
+
+def get_preset(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def preset_from_env() -> Config:
+    """The preset named by ``DERC_PRESET`` (``paper`` when unset or empty)."""
+    return get_preset(os.environ.get(PRESET_ENV, "").strip() or DEFAULT_PRESET)

@@ -1,0 +1,1 @@
+"""Neural networks: the UNet denoiser and the classifier backbones."""
