@@ -1,0 +1,165 @@
+"""Training data: noisy/clean pairs rendered on the fly from record signals, and classifier views.
+
+Every item draws its randomness from ``np.random.default_rng((seed, epoch, index))``, so a run is
+reproducible whatever the number of DataLoader workers, and each epoch sees fresh distortions.
+Validation datasets keep ``epoch`` fixed so their loss is comparable from epoch to epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from derc.config import Config
+from derc.records import RecordEntry
+from derc.render import NoiseConfig, render_ecg
+from derc.render.layout import dpi_for_width
+from derc.signals import read_signal
+
+log = logging.getLogger("derc")
+
+# Clean-target pixels at or above this grey level are background (as in the published method).
+BACKGROUND_LEVEL = 250
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to (height, width); area averaging when shrinking, bilinear when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] * image.shape[1] > height * width
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def rgb_to_tensor(rgb: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, height, width) float32 in [0, 1]."""
+    resized = resize_image(np.ascontiguousarray(rgb), height, width)
+    return torch.from_numpy(resized).permute(2, 0, 1).float().div_(255.0)
+
+
+def clean_to_target(clean: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """(H, W) uint8 black-on-white clean rendering -> (1, height, width) float32 ink mask (1 = waveform)."""
+    resized = resize_image(clean, height, width)
+    return torch.from_numpy((resized < BACKGROUND_LEVEL).astype(np.float32))[None]
+
+
+class _EpochDataset(Dataset):
+    """A dataset of ``len(entries) * views`` items whose randomness depends on (seed, epoch, index)."""
+
+    def __init__(self, entries: Sequence[RecordEntry], config: Config, *, views: int, seed: int) -> None:
+        self.entries = list(entries)
+        self.config = config
+        self.views = max(1, int(views))
+        self.seed = int(seed)
+        self.epoch = 0
+        self.noise = NoiseConfig().scaled(config.noise_level)
+        self.dpi = dpi_for_width(config.image_width)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.entries) * self.views
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng((self.seed, self.epoch, index))
+
+    def _render(self, entry: RecordEntry, rng: np.random.Generator):
+        record = read_signal(entry.path)
+        layout = self.config.layouts[int(rng.integers(len(self.config.layouts)))]
+        return render_ecg(record.signal, record.fs, layout=layout, dpi=self.dpi, rng=rng, noise=self.noise)
+
+
+class DenoisingPairs(_EpochDataset):
+    """(noisy RGB image, clean ink mask) pairs rendered from each record's signal."""
+
+    def __init__(self, entries: Sequence[RecordEntry], config: Config, *, views: int, seed: int) -> None:
+        super().__init__([e for e in entries if e.has_signal], config, views=views, seed=seed)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        entry = self.entries[index // self.views]
+        rendering = self._render(entry, self._rng(index))
+        h, w = self.config.image_height, self.config.image_width
+        return rgb_to_tensor(rendering.noisy, h, w), clean_to_target(rendering.clean, h, w)
+
+
+class ClassifierViews(_EpochDataset):
+    """(noisy RGB image, label vector): a fresh rendering, or one of the record's own images."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        entry = self.entries[index // self.views]
+        rng = self._rng(index)
+        h, w = self.config.image_height, self.config.image_width
+        own = self.config.use_record_images and bool(entry.image_files)
+        # Records with both sources use their own images half of the time (real scans/photos, when
+        # present, are closer to test images than our renderings); records without signals only them.
+        if own and (not entry.has_signal or rng.random() < 0.5):
+            rgb = load_own_image(entry, rng)
+            if rgb is not None:
+                return rgb_to_tensor(rgb, h, w), torch.from_numpy(entry.labels)
+            if not entry.has_signal:
+                return torch.ones(3, h, w), torch.from_numpy(entry.labels)
+        rendering = self._render(entry, rng)
+        return rgb_to_tensor(rendering.noisy, h, w), torch.from_numpy(entry.labels)
+
+
+def load_own_image(entry: RecordEntry, rng: np.random.Generator) -> np.ndarray | None:
+    """One of the record's own image files as RGB, or None (logged) when it cannot be used."""
+    name = entry.image_files[int(rng.integers(len(entry.image_files)))]
+    path = Path(entry.path).parent / name
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception as error:
+        log.warning("record %s: image %s unusable for training (%s)", entry.path, name, error)
+        return None
+
+
+class EpochLoader:
+    """A DataLoader that tells its dataset the epoch before each pass (fresh distortions every epoch)."""
+
+    def __init__(self, dataset: _EpochDataset, loader: DataLoader, *, first_epoch: int = 0, advance: bool = True):
+        self.dataset = dataset
+        self.loader = loader
+        self.epoch = first_epoch
+        self.advance = advance
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        self.dataset.set_epoch(self.epoch)
+        if self.advance:
+            self.epoch += 1
+        return iter(self.loader)
+
+
+def make_loader(
+    dataset: _EpochDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int,
+    seed: int,
+    pin_memory: bool = False,
+) -> EpochLoader:
+    from derc.runtime import worker_init_fn
+
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        worker_init_fn=worker_init_fn if num_workers else None,
+        generator=generator,
+        pin_memory=pin_memory,
+        drop_last=False,
+    )
+    return EpochLoader(dataset, loader, advance=shuffle)

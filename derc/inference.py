@@ -1,0 +1,99 @@
+"""A trained DeRC model at inference: images -> UNet ink maps -> classifier -> thresholds -> labels."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from derc import modelfolder as mf
+from derc.checkpoints import load_weights
+from derc.config import Config
+from derc.data import rgb_to_tensor
+from derc.errors import ModelFolderError
+from derc.labels import LABELS, decode
+from derc.models.unet import UNet
+from derc.pipeline import build_classifier_for, build_unet
+from derc.runtime import pick_device
+from derc.thresholds import load_thresholds
+
+log = logging.getLogger("derc")
+
+
+@dataclass
+class DercModel:
+    """UNet + classifier + per-label thresholds, loaded once and kept on the device."""
+
+    config: Config
+    unet: UNet
+    classifier: nn.Module
+    thresholds: np.ndarray
+    device: torch.device
+
+    @classmethod
+    def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
+        paths = mf.resolve(model_folder)
+        try:
+            config = Config.load(paths[mf.CONFIG_FILE])
+        except ValueError as error:
+            raise ModelFolderError(str(error)) from error
+        device = device or pick_device()
+        unet = build_unet(config)
+        load_weights(paths[mf.UNET_FILE], unet, what="UNet weights")
+        classifier = build_classifier_for(config)
+        load_weights(paths[mf.CLASSIFIER_FILE], classifier, what="classifier weights")
+        thresholds = load_thresholds(paths[mf.THRESHOLDS_FILE])
+        unet = unet.to(device).eval().to(memory_format=torch.channels_last)
+        classifier = classifier.to(device).eval().to(memory_format=torch.channels_last)
+        return cls(config=config, unet=unet, classifier=classifier, thresholds=thresholds, device=device)
+
+    def to_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images -> (n, 3, H, W) float tensor on the device at the model's input size."""
+        h, w = self.config.image_height, self.config.image_width
+        batch = torch.stack([rgb_to_tensor(image, h, w) for image in images])
+        return batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def denoise(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """(n, 1, H, W) ink probability maps (1 = waveform) of RGB images."""
+        if not images:
+            raise ValueError("no images to denoise")
+        return self.unet.predict(self.to_batch(images))
+
+    @torch.inference_mode()
+    def probabilities(self, ink: torch.Tensor) -> np.ndarray:
+        """Label probabilities of a record from its images' ink maps: the mean over its images."""
+        logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
+        return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
+
+    def labels(self, probabilities: np.ndarray) -> list[str]:
+        return decode(probabilities, self.thresholds)
+
+    def classify(self, images: Sequence[np.ndarray]) -> list[str]:
+        return self.labels(self.probabilities(self.denoise(images)))
+
+
+@dataclass(frozen=True)
+class Digitizer:
+    """Turns a record's ink map (the UNet's output) back into its signal, in the header's lead order."""
+
+    image_index: int = 0  # which of the record's images is digitized
+
+    @classmethod
+    def for_model(cls, model: DercModel) -> Digitizer:
+        return cls()
+
+    def signal(self, ink: torch.Tensor, *, fs: float, num_samples: int, leads: Sequence[str]) -> np.ndarray:
+        from derc.digitize import digitize
+
+        index = min(self.image_index, ink.shape[0] - 1)
+        ink_map = ink[index, 0].float().cpu().numpy()
+        return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads))
+
+
+__all__ = ["LABELS", "DercModel", "Digitizer"]

@@ -1,0 +1,276 @@
+"""Training of the whole DeRC model: UNet denoiser, then classifier, then per-label thresholds.
+
+Data flows one way: record -> rendered noisy image -> UNet -> ink map -> classifier -> probabilities
+-> Youden thresholds. Each stage checkpoints into ``MODEL/work/`` every epoch; running the same
+training again on the same folders with the same settings resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+from torch import nn
+
+from derc import modelfolder as mf
+from derc.checkpoints import load_weights, save_weights
+from derc.config import Config, preset_from_env
+from derc.data import ClassifierViews, DenoisingPairs, make_loader
+from derc.labels import LABELS
+from derc.losses import DiceFocalLoss
+from derc.models.classifier import build_classifier
+from derc.models.unet import UNet
+from derc.records import RecordEntry, index_records, split_entries
+from derc.runtime import pick_device, seed_everything
+from derc.thresholds import save_thresholds, youden_thresholds_with_info
+from derc.training import fit
+
+log = logging.getLogger("derc")
+
+
+def build_unet(config: Config) -> UNet:
+    return UNet(in_channels=3, out_channels=1, width=config.unet_width, depth=config.unet_depth)
+
+
+def build_classifier_for(config: Config, *, weights_path: str | None = None) -> nn.Module:
+    return build_classifier(
+        config.classifier,
+        num_classes=len(LABELS),
+        in_channels=1,
+        weights_path=weights_path,
+        image_size=(config.image_height, config.image_width),
+    )
+
+
+def setup_logging(log_file: Path | None, verbose: bool) -> None:
+    """Log to ``log_file`` (always) and to stderr when verbose; safe to call repeatedly."""
+    log.setLevel(logging.INFO)
+    for handler in list(log.handlers):
+        if getattr(handler, "_derc", False):
+            log.removeHandler(handler)
+            handler.close()
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler._derc = True  # type: ignore[attr-defined]
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.propagate = False
+
+
+def _prepare_work(folder: Path, config: Config) -> Path:
+    """The work folder for ``config``: resumed when it holds a run with identical settings, else fresh."""
+    work = mf.work_dir(folder)
+    saved = work / mf.CONFIG_FILE
+    if saved.is_file():
+        try:
+            same = Config.load(saved) == config
+        except ValueError:
+            same = False
+        if same:
+            log.info("resuming the unfinished training run in %s", work)
+            return work
+        log.info("discarding an unfinished training run with other settings in %s", work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    config.save(saved)
+    return work
+
+
+def classifier_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Validation metrics of the classifier: macro F1 at 0.5 and macro AUROC over labels with both classes."""
+    y_prob = torch.sigmoid(logits.float()).cpu().numpy()
+    y_true = targets.cpu().numpy().astype(int)
+    both = [j for j in range(y_true.shape[1]) if 0 < y_true[:, j].sum() < len(y_true)]
+    auroc = float(np.mean([roc_auc_score(y_true[:, j], y_prob[:, j]) for j in both])) if both else float("nan")
+    present = [j for j in range(y_true.shape[1]) if y_true[:, j].any()]
+    f1 = f1_score(y_true[:, present], y_prob[:, present] >= 0.5, average="macro", zero_division=0) if present else 0.0
+    return {"macro_auroc": auroc, "macro_f1_at_0.5": float(f1)}
+
+
+class Denoiser(nn.Module):
+    """A frozen UNet used as the classifier's input transform: noisy RGB -> ink probability map."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.unet.predict(images)
+
+
+def train_denoiser(
+    config: Config, train: Sequence[RecordEntry], val: Sequence[RecordEntry], work: Path, logs: Path, device, verbose
+) -> UNet:
+    unet = build_unet(config)
+    final = work / mf.UNET_FILE
+    if final.is_file():
+        log.info("stage A (UNet) already finished in this run; loading %s", final)
+        load_weights(final, unet, what="UNet weights")
+        return unet.to(device)
+    stage = config.unet
+    train_set = DenoisingPairs(train, config, views=stage.views_per_record, seed=config.seed)
+    val_set = DenoisingPairs(val, config, views=1, seed=config.seed + 1)
+    if len(train_set) == 0:
+        raise ValueError("no training record has signal files, so the UNet cannot be trained")
+    log.info("stage A (UNet): %d training pairs/epoch, %d validation pairs", len(train_set), len(val_set))
+    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
+    loss = DiceFocalLoss(alpha=config.loss.alpha, gamma=config.loss.gamma, beta=config.loss.beta, eta=config.loss.eta)
+    result = fit(
+        unet,
+        train_loader=loaders[0],
+        val_loader=loaders[1],
+        loss_fn=loss,
+        stage=stage,
+        device=device,
+        name="unet",
+        log_dir=logs,
+        amp=config.amp,
+        checkpoint_path=work / "unet.ckpt",
+        progress=verbose,
+    )
+    log.info("stage A done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
+    save_weights(final, unet)
+    return unet
+
+
+def train_classifier(
+    config: Config,
+    unet: UNet,
+    train: Sequence[RecordEntry],
+    val: Sequence[RecordEntry],
+    work: Path,
+    logs: Path,
+    device,
+    verbose: bool,
+) -> nn.Module:
+    classifier = build_classifier_for(config, weights_path=config.classifier_weights)
+    final = work / mf.CLASSIFIER_FILE
+    if final.is_file():
+        log.info("stage B (classifier) already finished in this run; loading %s", final)
+        load_weights(final, classifier, what="classifier weights")
+        return classifier.to(device)
+    stage = config.cls
+    train_set = ClassifierViews(train, config, views=stage.views_per_record, seed=config.seed + 2)
+    val_set = ClassifierViews(val, config, views=1, seed=config.seed + 3)
+    log.info(
+        "stage B (%s): %d training views/epoch, %d validation views", config.classifier, len(train_set), len(val_set)
+    )
+    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
+    result = fit(
+        classifier,
+        train_loader=loaders[0],
+        val_loader=loaders[1],
+        loss_fn=nn.BCEWithLogitsLoss(),
+        stage=stage,
+        device=device,
+        name="classifier",
+        log_dir=logs,
+        amp=config.amp,
+        input_transform=Denoiser(unet).to(device),
+        val_metrics=classifier_metrics,
+        checkpoint_path=work / "classifier.ckpt",
+        progress=verbose,
+    )
+    log.info("stage B done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
+    save_weights(final, classifier)
+    return classifier
+
+
+def _loaders(train_set, val_set, batch_size: int, config: Config, device):
+    pin = device.type == "cuda"
+    train_loader = make_loader(
+        train_set, batch_size=batch_size, shuffle=True, num_workers=config.num_workers, seed=config.seed, pin_memory=pin
+    )
+    val_loader = None
+    if len(val_set):
+        val_loader = make_loader(
+            val_set,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=config.num_workers,
+            seed=config.seed,
+            pin_memory=pin,
+        )
+    return train_loader, val_loader
+
+
+@torch.inference_mode()
+def predict_views(unet: UNet, classifier: nn.Module, loader, device) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) over a loader of (noisy image, label vector) views."""
+    unet.eval()
+    classifier.eval()
+    truths, probs = [], []
+    for images, targets in loader:
+        images = images.to(device).contiguous(memory_format=torch.channels_last)
+        probs.append(torch.sigmoid(classifier(unet.predict(images)).float()).cpu().numpy())
+        truths.append(targets.numpy())
+    return np.concatenate(truths), np.concatenate(probs)
+
+
+def fit_thresholds(config: Config, unet: UNet, classifier: nn.Module, val: Sequence[RecordEntry], work: Path, device):
+    """Per-label Youden thresholds on the validation records (one fixed rendering each)."""
+    if not val:
+        log.warning("no validation records: every threshold falls back to 0.5")
+        return np.full(len(LABELS), 0.5), {"fallback": list(LABELS), "validation_records": 0}
+    dataset = ClassifierViews(val, config, views=1, seed=config.seed + 3)
+    loader = make_loader(dataset, batch_size=config.cls.batch_size, shuffle=False, num_workers=0, seed=config.seed)
+    y_true, y_prob = predict_views(unet, classifier, loader, device)
+    thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
+    missing = [name for name, fb in zip(LABELS, fallback) if fb]
+    if missing:
+        log.warning("labels without both classes in validation use the fallback threshold: %s", ", ".join(missing))
+    info = {"fallback": missing, "validation_records": len(val)}
+    return thresholds, info
+
+
+def train(
+    data_folder: str | os.PathLike[str],
+    records: Sequence[str],
+    model_folder: str | os.PathLike[str],
+    *,
+    config: Config | None = None,
+    verbose: bool = True,
+) -> Path:
+    """Train UNet, classifier and thresholds on ``records`` of ``data_folder``; publish them in ``model_folder``."""
+    config = config or preset_from_env()
+    folder = Path(model_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    setup_logging(folder / "train.log", verbose)
+    started = time.perf_counter()
+    log.info("training preset %r (set DERC_PRESET to choose another)", config.preset)
+    log.info("settings: %s", json.dumps(config.to_dict(), sort_keys=True))
+    seed_everything(config.seed)
+    device = pick_device()
+    log.info("device: %s", device)
+
+    entries = index_records(data_folder, records)
+    if config.max_records is not None:
+        entries = entries[: config.max_records]
+    train_set, val_set = split_entries(entries, val_fraction=config.val_fraction, seed=config.seed)
+    log.info("%d labeled records: %d for training, %d for validation", len(entries), len(train_set), len(val_set))
+
+    work = _prepare_work(folder, config)
+    unet = train_denoiser(config, train_set, val_set, work, folder, device, verbose)
+    classifier = train_classifier(config, unet, train_set, val_set, work, folder, device, verbose)
+    thresholds, info = fit_thresholds(config, unet, classifier, val_set, work, device)
+    save_thresholds(work / mf.THRESHOLDS_FILE, thresholds, info=info)
+    config.save(work / mf.CONFIG_FILE)
+    run = mf.publish(folder, {"preset": config.preset, "records": len(entries)})
+    log.info("model saved in %s (%.0f s)", run, time.perf_counter() - started)
+    return run

@@ -1,0 +1,122 @@
+"""Index a folder of Challenge records for training: labels, image files, whether signals exist."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from derc.errors import DercError
+from derc.labels import encode
+from derc.signals import has_signal_files
+
+log = logging.getLogger("derc")
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    path: str  # header path without extension
+    labels: np.ndarray  # multi-hot over LABELS
+    image_files: tuple[str, ...]  # as listed in "# Image:", relative to the header's folder
+    has_signal: bool
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def _comment_values(comments: Sequence[str], key: str) -> list[str] | None:
+    """Comma-separated values of the first ``key:`` comment line, or None when there is none."""
+    prefix = key.lower() + ":"
+    for line in comments:
+        text = line.strip().lstrip("#").strip()
+        if text.lower().startswith(prefix):
+            return [v.strip() for v in text[len(prefix) :].split(",") if v.strip()]
+    return None
+
+
+def read_entry(record: str | os.PathLike[str]) -> RecordEntry | None:
+    """Entry of one record, or None when its header has no ``# Labels:`` line."""
+    record = str(record)
+    header = wfdb.rdheader(record)
+    comments = header.comments or []
+    labels = _comment_values(comments, "Labels")
+    if labels is None:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vector = encode(labels, record=record)
+    for warning in caught:
+        log.warning("%s", warning.message)
+    images = tuple(_comment_values(comments, "Image") or ())
+    return RecordEntry(path=record, labels=vector, image_files=images, has_signal=has_signal_files(record))
+
+
+def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -> list[RecordEntry]:
+    """Entries for ``records`` (ids relative to ``data_folder``); unlabeled records are skipped with a count."""
+    entries, unlabeled = [], 0
+    for record in records:
+        path = os.path.join(data_folder, record)
+        try:
+            entry = read_entry(path)
+        except Exception as error:
+            log.warning("skipping record %s: unreadable header (%s)", record, error)
+            continue
+        if entry is None:
+            unlabeled += 1
+            continue
+        if not entry.has_signal and not entry.image_files:
+            log.warning("skipping record %s: neither signal files nor images", record)
+            continue
+        entries.append(entry)
+    if unlabeled:
+        log.warning("skipped %d record(s) without a '# Labels:' line", unlabeled)
+    if not entries:
+        raise DercError(f"no usable training records in {data_folder} (need labeled records with signals or images)")
+    return entries
+
+
+def split_entries(
+    entries: Sequence[RecordEntry], *, val_fraction: float, seed: int
+) -> tuple[list[RecordEntry], list[RecordEntry]]:
+    """Seeded random split into (train, validation); validation gets at least one record when possible."""
+    order = np.random.default_rng(seed).permutation(len(entries))
+    n_val = round(len(entries) * val_fraction)
+    if val_fraction > 0 and len(entries) >= 2:
+        n_val = min(max(n_val, 1), len(entries) - 1)
+    val = [entries[i] for i in sorted(order[:n_val])]
+    train = [entries[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def write_test_inputs(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], records: Sequence[str] | None = None
+) -> list[str]:
+    """Copy records as the hidden test set looks: headers without ``# Labels:`` and images, no signals.
+
+    ``records`` are ids relative to ``source`` (all ``.hea`` files, sorted, when None).
+    """
+    import shutil
+
+    source, target = Path(source), Path(target)
+    if records is None:
+        records = sorted(str(p.relative_to(source).with_suffix("")) for p in source.rglob("*.hea"))
+    for record in records:
+        header = source / f"{record}.hea"
+        lines = header.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if not line.strip().lower().startswith("# labels:")]
+        out = target / f"{record}.hea"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        entry_images = _comment_values([line[1:] for line in lines if line.startswith("#")], "Image") or []
+        for name in entry_images:
+            image = header.parent / name
+            if image.is_file():
+                shutil.copy2(image, out.parent / name)
+    return list(records)
