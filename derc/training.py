@@ -9,7 +9,6 @@ checkpoint resumes after its last finished epoch and reaches the same weights as
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import logging
@@ -405,4 +404,4 @@ def fit(
     if result.stopped_early:
         logger.info("%s: early stop, best epoch %d (loss %.4g)", name, result.best_epoch, result.best_val_loss)
     model.load_state_dict(best)
-    return copy.deepcopy(result)
+    return result

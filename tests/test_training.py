@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from derc.checkpoints import load_state
 from derc.config import StageConfig
 from derc.errors import ModelFolderError
-from derc.runtime import pick_device, seed_everything, worker_init_fn
+from derc.runtime import configure_threads, pick_device, seed_everything, worker_init_fn
 from derc.training import EarlyStopping, fit
 
 torch.set_num_threads(1)
@@ -178,6 +178,7 @@ def test_no_validation_uses_train_loss_and_transform_runs_without_grad(tmp_path)
 
 
 def test_runtime_helpers(monkeypatch) -> None:
+    assert configure_threads(1) == 1 and torch.get_num_threads() == 1
     monkeypatch.setenv("DERC_DEVICE", "cpu")
     assert pick_device() == CPU
     assert pick_device("cpu") == CPU
