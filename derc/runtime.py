@@ -1,0 +1,76 @@
+"""Device choice, seeding and CPU thread settings shared by training and inference."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+logger = logging.getLogger("derc")
+
+DEVICE_ENV = "DERC_DEVICE"
+THREADS_ENV = "DERC_THREADS"
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The torch device to use.
+
+    Precedence: ``prefer`` (when given), then the ``DERC_DEVICE`` environment variable, then CUDA when
+    available, else the CPU. ``"auto"`` (or an empty value) means "CUDA when available". Asking for CUDA on a
+    machine without it is an error rather than a silent fallback.
+    """
+    choice = (prefer if prefer is not None else os.environ.get(DEVICE_ENV, "")).strip().lower()
+    if choice in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(choice)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {choice!r} (from {'argument' if prefer else DEVICE_ENV})") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {choice!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's global and torch's (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global stream, for code that still uses it
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker hook: seed NumPy and ``random`` from the worker's torch seed.
+
+    torch gives each worker ``base_seed + worker_id``, where ``base_seed`` comes from the loader's generator
+    (or torch's global one), so per-worker NumPy streams are distinct and reproducible.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)  # noqa: NPY002 - the legacy global stream, for code that still uses it
+    random.seed(seed)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware where the platform supports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op CPU threads and return the number chosen.
+
+    ``num_threads`` wins, then ``DERC_THREADS``, else all CPUs available to this process.
+    """
+    if num_threads is None:
+        from_env = os.environ.get(THREADS_ENV, "").strip()
+        num_threads = int(from_env) if from_env else available_cpus()
+    num_threads = max(1, int(num_threads))
+    if torch.get_num_threads() != num_threads:
+        torch.set_num_threads(num_threads)
+    logger.debug("torch uses %d CPU thread(s)", num_threads)
+    return num_threads

@@ -1,0 +1,122 @@
+"""Per-label decision thresholds maximising Youden's J (sensitivity + specificity - 1) on validation data.
+
+A label scores positive when its probability is at or above the threshold (as :func:`derc.labels.decode`).
+Ties in J are broken towards the HIGHEST threshold (the first maximum along sklearn's descending threshold
+list): among equally good cuts, the one predicting fewest positives. A label whose validation truth has no
+positives or no negatives has an undefined ROC curve (TPR or FPR is 0/0), so it gets ``fallback`` (0.5 by
+default, the natural cut of a sigmoid output trained with BCE); the ``fallback_mask`` says which ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from derc.errors import ModelFolderError
+from derc.fileio import write_json_atomic
+from derc.labels import LABELS
+
+THRESHOLDS_FORMAT = "derc-thresholds"
+THRESHOLDS_FORMAT_VERSION = 1
+
+
+def _youden_one(truth: np.ndarray, prob: np.ndarray) -> float:
+    fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)
+    best = int(np.argmax(tpr - fpr))  # first maximum = highest threshold among ties
+    return float(min(cuts[best], 1.0))  # sklearn's first threshold is +inf ("predict nothing")
+
+
+def youden_thresholds_with_info(
+    y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds (float64, one per label) and a boolean mask of the labels that got ``fallback``."""
+    truth = np.asarray(y_true)
+    prob = np.asarray(y_prob, dtype=np.float64)
+    if truth.ndim != 2 or truth.shape != prob.shape:
+        raise ValueError(f"y_true {truth.shape} and y_prob {prob.shape} must be equal (samples, labels) arrays")
+    if not np.all(np.isfinite(prob)):
+        raise ValueError("y_prob contains NaN or infinite values")
+    if not np.all(np.isin(truth, (0, 1))):
+        raise ValueError("y_true must hold only 0 and 1")
+    truth = truth.astype(np.int64)
+    thresholds = np.full(truth.shape[1], float(fallback), dtype=np.float64)
+    fell_back = np.ones(truth.shape[1], dtype=bool)
+    for label in range(truth.shape[1]):
+        positives = int(truth[:, label].sum())
+        if 0 < positives < truth.shape[0]:
+            thresholds[label] = _youden_one(truth[:, label], prob[:, label])
+            fell_back[label] = False
+    return thresholds, fell_back
+
+
+def youden_thresholds(y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5) -> np.ndarray:
+    """Per-label thresholds at the maximum of Youden's J; see the module docstring for ties and fallbacks."""
+    return youden_thresholds_with_info(y_true, y_prob, fallback=fallback)[0]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_thresholds(
+    path: str | os.PathLike[str],
+    thresholds: np.ndarray | Sequence[float],
+    labels: Sequence[str] = LABELS,
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Write thresholds as versioned JSON, with the label names and free-form ``info`` (e.g. fallbacks)."""
+    values = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if values.size != len(labels):
+        raise ValueError(f"{values.size} thresholds for {len(labels)} labels")
+    if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 1)):
+        raise ValueError(f"thresholds must lie in [0, 1], got {values.tolist()}")
+    document = {
+        "format": THRESHOLDS_FORMAT,
+        "format_version": THRESHOLDS_FORMAT_VERSION,
+        "labels": list(labels),
+        "thresholds": values.tolist(),
+        "info": _jsonable(info or {}),
+    }
+    write_json_atomic(path, document)
+
+
+def load_thresholds(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read thresholds written by :func:`save_thresholds` for :data:`LABELS`; problems raise ModelFolderError."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(f"thresholds file {path} is missing") from None
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"cannot read thresholds file {path}: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != THRESHOLDS_FORMAT:
+        raise ModelFolderError(f"{path} is not a thresholds file of this program")
+    if document.get("format_version") != THRESHOLDS_FORMAT_VERSION:
+        raise ModelFolderError(
+            f"thresholds file {path} has format version {document.get('format_version')!r}, "
+            f"expected {THRESHOLDS_FORMAT_VERSION}"
+        )
+    if document.get("labels") != list(LABELS):
+        raise ModelFolderError(f"thresholds file {path} is for labels {document.get('labels')!r}, not {list(LABELS)}")
+    raw = document.get("thresholds")
+    if not isinstance(raw, list) or len(raw) != len(LABELS):
+        raise ModelFolderError(f"thresholds file {path} must hold {len(LABELS)} thresholds")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
+        raise ModelFolderError(f"thresholds file {path} holds non-numeric thresholds")
+    values = np.asarray(raw, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 1)):
+        raise ModelFolderError(f"thresholds file {path} holds values outside [0, 1]: {raw}")
+    return values

@@ -1,0 +1,407 @@
+"""A generic, resumable fit loop: Adam, plateau LR schedule, early stopping, best-weight restore, logs.
+
+Used for both DeRC stages (UNet denoiser, then classifier on frozen-denoiser outputs). Each epoch writes a
+CSV log, a PNG of the curves and (optionally) a checkpoint; calling :func:`fit` again with an existing
+checkpoint resumes after its last finished epoch and reaches the same weights as an uninterrupted run
+(same seed, deterministic loaders), because optimizer, scheduler, scaler, early-stopping and RNG states
+(Python, NumPy, torch, CUDA, and the loaders' own generators) are all saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from derc.checkpoints import load_state, save_state
+from derc.config import StageConfig
+from derc.errors import ModelFolderError
+from derc.fileio import atomic_path, write_text_atomic
+
+logger = logging.getLogger("derc")
+
+CHECKPOINT_FORMAT = "derc-fit"
+CHECKPOINT_VERSION = 1
+
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+class EarlyStopping:
+    """Stop after ``patience`` consecutive steps without an improvement larger than ``min_delta``."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.bad_steps = 0
+        self.should_stop = False
+
+    def step(self, value: float) -> bool:
+        """Record a monitored value (lower is better); True when it is a new best."""
+        if value < self.best - self.min_delta:
+            self.best = float(value)
+            self.bad_steps = 0
+            return True
+        self.bad_steps += 1
+        self.should_stop = self.bad_steps >= self.patience
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_steps": self.bad_steps, "should_stop": self.should_stop}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.bad_steps = int(state["bad_steps"])
+        self.should_stop = bool(state["should_stop"])
+
+
+@dataclass
+class FitResult:
+    """``best_val_loss`` is the best monitored loss (the training loss when there was no validation loader)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+    resumed_from_epoch: int | None = None
+
+
+# --- RNG state -------------------------------------------------------------------------------------------
+
+
+def _loader_generators(loaders: Iterable[Any]) -> list[torch.Generator]:
+    found: list[torch.Generator] = []
+    for loader in loaders:
+        for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+                found.append(generator)
+    return found
+
+
+def _rng_state(generators: list[torch.Generator]) -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - saving the legacy global stream
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loaders": [g.get_state() for g in generators],
+    }
+
+
+def _set_rng_state(state: dict[str, Any], generators: list[torch.Generator]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if len(state["loaders"]) != len(generators):
+        logger.warning("checkpoint has %d loader generator(s), loaders have %d", len(state["loaders"]), len(generators))
+    for generator, saved in zip(generators, state["loaders"]):
+        generator.set_state(saved)
+
+
+# --- logs ------------------------------------------------------------------------------------------------
+
+
+def _write_log(path: Path, history: list[dict[str, float]]) -> None:
+    columns: list[str] = []
+    for row in history:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _plot_curves(path: Path, history: list[dict[str, float]], name: str) -> None:
+    epochs = [row["epoch"] for row in history]
+    metric_keys = [k for k in history[-1] if k not in ("epoch", "train_loss", "val_loss", "lr", "seconds")]
+    panels = 3 if metric_keys else 2
+    figure = Figure(figsize=(5 * panels, 4))  # fixed margins: automatic layouts triple the drawing time
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, panels)
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
+    for key in ("train_loss", "val_loss"):
+        axes[0].plot(epochs, [row.get(key, math.nan) for row in history], marker="o", label=key)
+    axes[0].set(title=f"{name}: loss", xlabel="epoch")
+    axes[0].legend()
+    axes[1].plot(epochs, [row["lr"] for row in history], marker="o")
+    axes[1].set(title="learning rate", xlabel="epoch", yscale="log")
+    if metric_keys:
+        for key in metric_keys:
+            axes[2].plot(epochs, [row.get(key, math.nan) for row in history], marker="o", label=key)
+        axes[2].set(title="validation metrics", xlabel="epoch")
+        axes[2].legend(fontsize="small")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=80)
+
+
+# --- epochs ----------------------------------------------------------------------------------------------
+
+
+def _to_device(x: Tensor, device: torch.device) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
+def _prepare(inputs: Tensor, device: torch.device, transform: Callable[[Tensor], Tensor] | None) -> Tensor:
+    inputs = _to_device(inputs, device)
+    if transform is not None:
+        with torch.no_grad():
+            inputs = transform(inputs)
+        inputs = inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs
+    return inputs
+
+
+def _count(loader: Any, cap: int | None) -> int | None:
+    try:
+        total = len(loader)
+    except TypeError:
+        return cap
+    return min(total, cap) if cap is not None else total
+
+
+def _train_epoch(ctx: _Context, epoch: int) -> float:
+    ctx.model.train()
+    total, seen = 0.0, 0
+    cap = ctx.stage.max_steps_per_epoch
+    bar = tqdm(
+        ctx.train_loader,
+        total=_count(ctx.train_loader, cap),
+        desc=f"{ctx.name} {epoch}",
+        disable=not ctx.progress,
+        leave=False,
+    )
+    for step, (inputs, targets) in enumerate(bar):
+        if cap is not None and step >= cap:
+            break
+        with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+            inputs = _prepare(inputs, ctx.device, ctx.input_transform)
+            loss = ctx.loss_fn(ctx.model(inputs), targets.to(ctx.device, non_blocking=True))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{ctx.name}: training loss is {value} at epoch {epoch}, step {step}")
+        ctx.optimizer.zero_grad(set_to_none=True)
+        ctx.scaler.scale(loss).backward()
+        ctx.scaler.step(ctx.optimizer)
+        ctx.scaler.update()
+        total += value * len(inputs)
+        seen += len(inputs)
+        bar.set_postfix(loss=f"{value:.4f}")
+    bar.close()
+    if seen == 0:
+        raise ValueError(f"{ctx.name}: the training loader yielded no batches")
+    return total / seen
+
+
+@torch.no_grad()
+def _evaluate(ctx: _Context, epoch: int) -> tuple[float, dict[str, float]]:
+    ctx.model.eval()
+    total, seen = 0.0, 0
+    outputs: list[Tensor] = []
+    targets_seen: list[Tensor] = []
+    bar = tqdm(ctx.val_loader, desc=f"{ctx.name} {epoch} val", disable=not ctx.progress, leave=False)
+    for inputs, targets in bar:
+        targets = targets.to(ctx.device, non_blocking=True)
+        with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+            inputs = _prepare(inputs, ctx.device, ctx.input_transform)
+            output = ctx.model(inputs)
+            loss = ctx.loss_fn(output, targets)
+        total += float(loss) * len(inputs)
+        seen += len(inputs)
+        if ctx.val_metrics is not None:
+            outputs.append(output.float().cpu())
+            targets_seen.append(targets.float().cpu())
+    bar.close()
+    if seen == 0:
+        raise ValueError(f"{ctx.name}: the validation loader yielded no batches")
+    metrics: dict[str, float] = {}
+    if ctx.val_metrics is not None:
+        metrics = {k: float(v) for k, v in ctx.val_metrics(torch.cat(outputs), torch.cat(targets_seen)).items()}
+    return total / seen, metrics
+
+
+@dataclass
+class _Context:
+    model: nn.Module
+    train_loader: Batches
+    val_loader: Batches | None
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    stage: StageConfig
+    device: torch.device
+    name: str
+    use_amp: bool
+    input_transform: Callable[[Tensor], Tensor] | None
+    val_metrics: Callable[[Tensor, Tensor], dict[str, float]] | None
+    progress: bool
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------
+
+
+def _cpu_copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+
+def _save_checkpoint(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult, best: dict, epoch: int):
+    save_state(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "name": ctx.name,
+            "epoch": epoch,
+            "model": _cpu_copy(ctx.model.state_dict()),
+            "optimizer": ctx.optimizer.state_dict(),
+            "scheduler": ctx.scheduler.state_dict(),
+            "scaler": ctx.scaler.state_dict(),
+            "early_stopping": stopper.state_dict(),
+            "best_weights": best,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "history": result.history,
+            "rng": _rng_state(_loader_generators([ctx.train_loader, ctx.val_loader])),
+        },
+    )
+
+
+def _resume(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult) -> tuple[int, dict[str, Tensor]]:
+    what = f"{ctx.name} training checkpoint"
+    state = load_state(path, what=what)
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("format_version") != CHECKPOINT_VERSION:
+        raise ModelFolderError(f"{what} {path} has an unknown format")
+    if state.get("name") != ctx.name:
+        raise ModelFolderError(f"{what} {path} belongs to {state.get('name')!r}, not {ctx.name!r}")
+    try:
+        ctx.model.load_state_dict(state["model"])
+        ctx.optimizer.load_state_dict(state["optimizer"])
+        ctx.scheduler.load_state_dict(state["scheduler"])
+        ctx.scaler.load_state_dict(state["scaler"])
+        stopper.load_state_dict(state["early_stopping"])
+        _set_rng_state(state["rng"], _loader_generators([ctx.train_loader, ctx.val_loader]))
+        result.history = list(state["history"])
+        result.best_epoch = int(state["best_epoch"])
+        result.best_val_loss = float(state["best_val_loss"])
+        epoch = int(state["epoch"])
+        best = dict(state["best_weights"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as error:
+        raise ModelFolderError(f"{what} {path} does not fit this model or run: {error}") from error
+    result.resumed_from_epoch = epoch
+    logger.info("%s: resuming from %s after epoch %d", ctx.name, path, epoch)
+    return epoch, best
+
+
+# --- fit -------------------------------------------------------------------------------------------------
+
+
+def fit(
+    model: nn.Module,
+    *,
+    train_loader: Batches,
+    val_loader: Batches | None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    stage: StageConfig,
+    device: torch.device | str,
+    name: str,
+    log_dir: Path,
+    amp: bool = True,
+    input_transform: Callable[[Tensor], Tensor] | None = None,
+    val_metrics: Callable[[Tensor, Tensor], dict[str, float]] | None = None,
+    checkpoint_path: Path | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` in place and leave the best-validation weights in it.
+
+    Loaders yield ``(inputs, targets)``. ``input_transform`` (e.g. a frozen denoiser in eval mode) runs on
+    the device under ``torch.no_grad`` before the model. ``val_metrics(outputs, targets)`` gets the whole
+    validation set's outputs concatenated on the CPU (meant for classifier logits, not full-size masks).
+    Mixed precision (autocast + GradScaler) is used only on CUDA and only when ``amp`` is True.
+    Writes ``log_dir/{name}_log.csv`` and ``log_dir/{name}_curves.png`` every epoch, and a checkpoint to
+    ``checkpoint_path`` (when given); if that file exists the run resumes from it.
+    """
+    device = torch.device(device)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device=device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=stage.plateau_factor, patience=stage.plateau_patience, min_lr=stage.min_lr
+    )
+    use_amp = bool(amp) and device.type == "cuda"
+    ctx = _Context(
+        model=model,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        loss_fn=loss_fn,
+        stage=stage,
+        device=device,
+        name=name,
+        use_amp=use_amp,
+        input_transform=input_transform,
+        val_metrics=val_metrics,
+        progress=progress,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
+    )
+    stopper = EarlyStopping(stage.early_stopping_patience)
+    result = FitResult()
+    best = _cpu_copy(model.state_dict())
+    start = 0
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        start, best = _resume(Path(checkpoint_path), ctx, stopper, result)
+
+    for epoch in range(start + 1, stage.epochs + 1):
+        if stopper.should_stop:
+            break
+        began = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
+        train_loss = _train_epoch(ctx, epoch)
+        if val_loader is not None:
+            val_loss, metrics = _evaluate(ctx, epoch)
+            monitored = val_loss
+        else:
+            val_loss, metrics, monitored = math.nan, {}, train_loss
+        scheduler.step(monitored)
+        if stopper.step(monitored):
+            best = _cpu_copy(model.state_dict())
+            result.best_epoch, result.best_val_loss = epoch, monitored
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+        row |= {"seconds": round(time.perf_counter() - began, 3), **metrics}
+        result.history.append(row)
+        _write_log(log_dir / f"{name}_log.csv", result.history)
+        _plot_curves(log_dir / f"{name}_curves.png", result.history, name)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
+        logger.info("%s epoch %d/%d: %s", name, epoch, stage.epochs, shown)
+        if checkpoint_path is not None:
+            _save_checkpoint(Path(checkpoint_path), ctx, stopper, result, best, epoch)
+
+    result.stopped_early = stopper.should_stop
+    if result.stopped_early:
+        logger.info("%s: early stop, best epoch %d (loss %.4g)", name, result.best_epoch, result.best_val_loss)
+    model.load_state_dict(best)
+    return result

@@ -1,0 +1,102 @@
+"""Youden thresholds on hand-made cases, fallbacks, and the JSON file format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from derc.errors import ModelFolderError
+from derc.labels import LABELS
+from derc.thresholds import load_thresholds, save_thresholds, youden_thresholds, youden_thresholds_with_info
+
+
+def _case() -> tuple[np.ndarray, np.ndarray]:
+    truth = np.array(
+        [
+            [0, 0, 0, 1, 1],
+            [0, 0, 0, 1, 1],
+            [1, 1, 0, 1, 0],
+            [1, 1, 0, 1, 0],
+        ]
+    )
+    prob = np.array(
+        [
+            [0.10, 0.20, 0.3, 0.5, 0.1],
+            [0.40, 0.30, 0.6, 0.7, 0.2],
+            [0.35, 0.60, 0.2, 0.9, 0.8],
+            [0.80, 0.90, 0.1, 0.1, 0.9],
+        ]
+    )
+    return truth, prob
+
+
+def test_youden_hand_made_case() -> None:
+    truth, prob = _case()
+    thresholds, fell_back = youden_thresholds_with_info(truth, prob)
+    # label 0: J = 0.5 both at 0.8 and at 0.35 -> the higher threshold wins the tie
+    # label 1: perfectly separated -> the lowest positive score, 0.6
+    # label 2: no positives, label 3: no negatives -> fallback
+    # label 4: inversely ranked, best J = 0 first reached at sklearn's +inf threshold -> clipped to 1.0
+    np.testing.assert_allclose(thresholds, [0.8, 0.6, 0.5, 0.5, 1.0])
+    assert fell_back.tolist() == [False, False, True, True, False]
+    np.testing.assert_array_equal(youden_thresholds(truth, prob, fallback=0.3)[2:4], [0.3, 0.3])
+
+
+def test_thresholds_reproduce_best_j() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, size=(200, 3))
+    prob = np.clip(0.3 * truth + rng.random((200, 3)) * 0.8, 0, 1)
+    thresholds = youden_thresholds(truth, prob)
+    for label in range(3):
+        predicted = prob[:, label] >= thresholds[label]
+        positives = truth[:, label] == 1
+        j = predicted[positives].mean() - predicted[~positives].mean()
+        best = max((prob[positives, label] >= c).mean() - (prob[~positives, label] >= c).mean() for c in prob[:, label])
+        assert j == pytest.approx(best)
+
+
+def test_youden_rejects_bad_input() -> None:
+    truth, prob = _case()
+    with pytest.raises(ValueError, match="must be equal"):
+        youden_thresholds(truth, prob[:, :3])
+    prob[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        youden_thresholds(truth, prob)
+
+
+def test_thresholds_file_round_trip(tmp_path) -> None:
+    values = np.linspace(0.05, 0.95, len(LABELS))
+    path = tmp_path / "thresholds.json"
+    save_thresholds(path, values, info={"fallback": np.zeros(len(LABELS), dtype=bool), "n": np.int64(40)})
+    np.testing.assert_array_equal(load_thresholds(path), values)
+    assert json.loads(path.read_text())["info"]["n"] == 40
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"labels": list(reversed(LABELS))}, "labels"),
+        ({"thresholds": [0.5] * (len(LABELS) - 1)}, "11 thresholds"),
+        ({"thresholds": [1.5] + [0.5] * (len(LABELS) - 1)}, "outside"),
+        ({"thresholds": ["x"] + [0.5] * (len(LABELS) - 1)}, "non-numeric"),
+        ({"format_version": 99}, "version"),
+        ({"format": "other"}, "not a thresholds file"),
+    ],
+)
+def test_invalid_thresholds_file_is_refused(tmp_path, change: dict, message: str) -> None:
+    path = tmp_path / "thresholds.json"
+    save_thresholds(path, np.full(len(LABELS), 0.5))
+    document = json.loads(path.read_text()) | change
+    path.write_text(json.dumps(document))
+    with pytest.raises(ModelFolderError, match=message):
+        load_thresholds(path)
+
+
+def test_missing_or_garbled_thresholds_file(tmp_path) -> None:
+    with pytest.raises(ModelFolderError, match="missing"):
+        load_thresholds(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelFolderError, match=r"bad\.json"):
+        load_thresholds(tmp_path / "bad.json")

@@ -1,0 +1,197 @@
+"""The fit loop: early stopping with best-weight restore, plateau LR, logs, and exact resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from derc.checkpoints import load_state
+from derc.config import StageConfig
+from derc.errors import ModelFolderError
+from derc.runtime import configure_threads, pick_device, seed_everything, worker_init_fn
+from derc.training import EarlyStopping, fit
+
+torch.set_num_threads(1)
+CPU = torch.device("cpu")
+
+
+def test_early_stopping_counts_steps_without_improvement() -> None:
+    stopper = EarlyStopping(patience=2, min_delta=0.1)
+    assert stopper.step(1.0) is True
+    assert stopper.step(0.95) is False  # not better by more than min_delta
+    assert stopper.step(0.5) is True
+    assert not stopper.should_stop
+    stopper.step(0.6)
+    stopper.step(0.45)
+    assert stopper.should_stop
+
+
+def _regression_data(seed: int, n: int = 24) -> TensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, 6, 6, generator=generator)
+    return TensorDataset(x, x.mean(dim=1, keepdim=True) * 2 - 0.5)
+
+
+def _small_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(4, 1, 1)
+    )
+
+
+def test_scripted_validation_curve_stops_early_and_restores_best(tmp_path) -> None:
+    seed_everything(0)
+    model = _small_net()
+    scripted = [1.0, 0.5, 0.7, 0.6, 0.8, 0.9, 0.95]
+    calls = {"val": 0}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if model.training:
+            return nn.functional.mse_loss(output, target)
+        calls["val"] += 1  # one validation batch per epoch
+        snapshots[calls["val"]] = {k: v.clone() for k, v in model.state_dict().items()}
+        return torch.tensor(scripted[calls["val"] - 1]) + 0 * output.sum()
+
+    data = _regression_data(0)
+    stage = StageConfig(
+        epochs=7, lr=1e-2, plateau_patience=1, plateau_factor=0.5, min_lr=1e-4, early_stopping_patience=3
+    )
+    result = fit(
+        model,
+        train_loader=DataLoader(data, batch_size=8, shuffle=True),
+        val_loader=DataLoader(data, batch_size=len(data)),
+        loss_fn=loss_fn,
+        stage=stage,
+        device=CPU,
+        name="scripted",
+        log_dir=tmp_path,
+        val_metrics=lambda out, tgt: {"mae": float((out - tgt).abs().mean())},
+        progress=False,
+    )
+    assert result.stopped_early and result.best_epoch == 2 and result.best_val_loss == pytest.approx(0.5)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4, 5]
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 5e-3])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[2][key]), key
+    assert not torch.equal(model.state_dict()["0.weight"], snapshots[5]["0.weight"])
+    with open(tmp_path / "scripted_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["val_loss"]) for r in rows] == pytest.approx(scripted[:5])
+    assert {"epoch", "train_loss", "val_loss", "lr", "seconds", "mae"} <= set(rows[0])
+    assert (tmp_path / "scripted_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _resumable_run(tmp_path, epochs: int, checkpoint, seed: int):
+    seed_everything(seed)
+    model = _small_net()
+    train = DataLoader(_regression_data(0), batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    val = DataLoader(_regression_data(1, n=10), batch_size=4)
+    stage = StageConfig(epochs=epochs, lr=5e-3, plateau_patience=1, plateau_factor=0.5, early_stopping_patience=5)
+    result = fit(
+        model,
+        train_loader=train,
+        val_loader=val,
+        loss_fn=nn.functional.mse_loss,
+        stage=stage,
+        device=CPU,
+        name="resume",
+        log_dir=tmp_path,
+        checkpoint_path=checkpoint,
+        progress=False,
+    )
+    return model, result
+
+
+def _without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path) -> None:
+    straight, straight_result = _resumable_run(tmp_path / "a", 3, tmp_path / "a" / "ckpt.pt", seed=0)
+    _, first = _resumable_run(tmp_path / "b", 2, tmp_path / "b" / "ckpt.pt", seed=0)
+    assert first.resumed_from_epoch is None
+    # a different seed for the new process: everything that matters must come from the checkpoint
+    resumed, resumed_result = _resumable_run(tmp_path / "b", 3, tmp_path / "b" / "ckpt.pt", seed=123)
+    assert resumed_result.resumed_from_epoch == 2
+    assert _without_seconds(resumed_result.history) == _without_seconds(straight_result.history)
+    assert resumed_result.best_epoch == straight_result.best_epoch
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    last_a = load_state(tmp_path / "a" / "ckpt.pt", what="checkpoint")["model"]
+    last_b = load_state(tmp_path / "b" / "ckpt.pt", what="checkpoint")["model"]
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+    with open(tmp_path / "b" / "resume_log.csv", newline="") as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3]
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
+    _resumable_run(tmp_path, 1, tmp_path / "ckpt.pt", seed=0)
+    model = _small_net()
+    data = _regression_data(0)
+    with pytest.raises(ModelFolderError, match="belongs to 'resume'"):
+        fit(
+            model,
+            train_loader=DataLoader(data, batch_size=8),
+            val_loader=None,
+            loss_fn=nn.functional.mse_loss,
+            stage=StageConfig(epochs=2),
+            device=CPU,
+            name="other",
+            log_dir=tmp_path,
+            checkpoint_path=tmp_path / "ckpt.pt",
+            progress=False,
+        )
+
+
+def test_no_validation_uses_train_loss_and_transform_runs_without_grad(tmp_path) -> None:
+    seed_everything(0)
+    model = _small_net()
+    seen_grad: list[bool] = []
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        seen_grad.append(torch.is_grad_enabled())
+        return x * 0.5
+
+    stage = replace(StageConfig(epochs=3, lr=1e-2), max_steps_per_epoch=2)
+    result = fit(
+        model,
+        train_loader=DataLoader(_regression_data(0), batch_size=4, shuffle=True),
+        val_loader=None,
+        loss_fn=nn.functional.mse_loss,
+        stage=stage,
+        device=CPU,
+        name="noval",
+        log_dir=tmp_path,
+        input_transform=transform,
+        progress=False,
+    )
+    assert len(seen_grad) == 6 and not any(seen_grad)  # 2 capped steps x 3 epochs
+    assert all(math.isnan(row["val_loss"]) for row in result.history)
+    assert result.best_val_loss == min(row["train_loss"] for row in result.history)
+
+
+def test_runtime_helpers(monkeypatch) -> None:
+    assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv("DERC_DEVICE", "cpu")
+    assert pick_device() == CPU
+    assert pick_device("cpu") == CPU
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            pick_device("cuda")
+    seed_everything(5)
+    first = (np.random.rand(), torch.rand(1).item())  # noqa: NPY002 - checking the legacy global stream
+    seed_everything(5)
+    assert first == (np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    torch.manual_seed(7)
+    worker_init_fn(0)
+    value = np.random.rand()  # noqa: NPY002
+    torch.manual_seed(7)
+    worker_init_fn(0)
+    assert np.random.rand() == value  # noqa: NPY002
