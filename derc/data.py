@@ -130,6 +130,14 @@ class EpochLoader:
         self.epoch = first_epoch
         self.advance = advance
 
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The shuffling generator (saved and restored with training checkpoints)."""
+        return self.loader.generator
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return len(self.loader)
 

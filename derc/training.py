@@ -184,6 +184,10 @@ def _count(loader: Any, cap: int | None) -> int | None:
 
 def _train_epoch(ctx: _Context, epoch: int) -> float:
     ctx.model.train()
+    # Loaders that draw fresh data per epoch (e.g. derc.data.EpochLoader) learn the epoch here, so a
+    # resumed run sees the same data as an uninterrupted one.
+    if hasattr(ctx.train_loader, "set_epoch"):
+        ctx.train_loader.set_epoch(epoch)
     total, seen = 0.0, 0
     cap = ctx.stage.max_steps_per_epoch
     bar = tqdm(
