@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from derc.render.layout import px_per_mm
+from derc.render.paper import composite_ink
 
 
 @dataclass(frozen=True)
@@ -119,21 +120,33 @@ def sample_height(rng: np.random.Generator, shape: tuple[int, int], cfg: NoiseCo
     return height if used else None
 
 
+def coarse_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """Working size (about 300 px on the short side) for smooth fields that are later resized up."""
+    h, w = shape
+    factor = max(1.0, min(h, w) / 300.0)
+    return max(2, int(np.ceil(h / factor))), max(2, int(np.ceil(w / factor)))
+
+
+def upsample(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a coarse field to ``shape`` (coarse pixel j sits at ``(j + 0.5) * scale - 0.5``)."""
+    return cv2.resize(field.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 @dataclass(frozen=True)
 class Geometry:
     homography: np.ndarray  # page -> image
     map_x: np.ndarray | None  # image -> page sampling maps (None: plain homography)
     map_y: np.ndarray | None
-    shading: np.ndarray | None  # multiplicative light from wrinkles/creases, image size
+    shading: np.ndarray | None  # multiplicative light from wrinkles/creases, at coarse_shape
 
 
 def sample_geometry(rng: np.random.Generator, shape: tuple[int, int], cfg: NoiseConfig, dpi: float) -> Geometry:
     """Homography plus an optional displacement field (and its shading) from wrinkles and creases."""
     hom = sample_homography(rng, shape, cfg)
     h, w = shape
-    factor = max(1, round(min(h, w) / 300))
-    small = (max(2, h // factor), max(2, w // factor))
-    height = sample_height(rng, small, cfg, px_per_mm(dpi) / factor)
+    small = coarse_shape(shape)
+    sy, sx = h / small[0], w / small[1]
+    height = sample_height(rng, small, cfg, px_per_mm(dpi) / np.sqrt(sx * sy))
     if height is None:
         return Geometry(hom, None, None, None)
     gy, gx = np.gradient(height)
@@ -141,17 +154,16 @@ def sample_geometry(rng: np.random.Generator, shape: tuple[int, int], cfg: Noise
     light /= np.linalg.norm(light) + 1e-9
     slope = gx * light[0] + gy * light[1]
     strength = min(1.0, max(cfg.wrinkle, cfg.crease))
-    shade_small = 1.0 + 0.07 * strength * np.clip(slope / (slope.std() + 1e-6), -4.0, 4.0)
-    # displacement in page pixels (height field is in coarse pixels * factor)
-    disp_x = cv2.resize((gx * 0.8 * factor).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    disp_y = cv2.resize((gy * 0.8 * factor).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    shading = cv2.resize(shade_small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    shading = 1.0 + 0.07 * strength * np.clip(slope / (slope.std() + 1e-6), -4.0, 4.0)
+    # image -> page map on the coarse grid, plus displacement (height in coarse px, slopes unitless)
     inv = np.linalg.inv(hom)
-    u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    den = inv[2, 0] * u + inv[2, 1] * v + inv[2, 2]
-    map_x = (inv[0, 0] * u + inv[0, 1] * v + inv[0, 2]) / den + disp_x
-    map_y = (inv[1, 0] * u + inv[1, 1] * v + inv[1, 2]) / den + disp_y
-    return Geometry(hom, map_x.astype(np.float32), map_y.astype(np.float32), shading)
+    u = (np.arange(small[1]) + 0.5) * sx - 0.5
+    v = (np.arange(small[0]) + 0.5) * sy - 0.5
+    uu, vv = np.meshgrid(u, v)
+    den = inv[2, 0] * uu + inv[2, 1] * vv + inv[2, 2]
+    map_x = (inv[0, 0] * uu + inv[0, 1] * vv + inv[0, 2]) / den + 0.8 * gx * sx
+    map_y = (inv[1, 0] * uu + inv[1, 1] * vv + inv[1, 2]) / den + 0.8 * gy * sy
+    return Geometry(hom, upsample(map_x, shape), upsample(map_y, shape), shading.astype(np.float32))
 
 
 def warp(image: np.ndarray, geo: Geometry, border: float | tuple[float, ...]) -> np.ndarray:
@@ -169,15 +181,16 @@ def warp(image: np.ndarray, geo: Geometry, border: float | tuple[float, ...]) ->
 # ----------------------------------------------------------------------------- photometric (page space)
 
 
-def apply_tint(page: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig) -> None:
-    """Yellowed / greyed paper: a smooth multiplicative colour cast, in place on float RGB."""
+def sample_tint(
+    rng: np.random.Generator, small: tuple[int, int], cfg: NoiseConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Yellowed / greyed paper: per-channel cast (3,) and a coarse blotch field (or None)."""
     if not _on(rng, cfg.tint_p, cfg.tint):
-        return
+        return np.ones(3, dtype=np.float32), None
     strength = cfg.tint * rng.uniform(0.3, 1.0)
     cast = 1.0 - strength * np.array([rng.uniform(0, 0.3), rng.uniform(0.2, 0.6), 1.0], dtype=np.float32)
-    blotch = 1.0 - 0.5 * strength * np.abs(_smooth_field(rng, page.shape[:2], 5))
-    page *= cast[None, None, :]
-    page *= blotch[..., None]
+    blotch = 1.0 - 0.5 * strength * np.abs(_smooth_field(rng, small, 5))
+    return cast, blotch
 
 
 def draw_marks(page: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig, dpi: float) -> None:
@@ -209,50 +222,48 @@ def draw_marks(page: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig, dpi
             angle, sweep = rng.uniform(0, 180), rng.uniform(250, 360)
             cv2.ellipse(mask, (int(x), int(y)), axes, angle, 0, sweep, 255, thick, cv2.LINE_AA)
     pen = np.array([[20, 40, 150], [15, 15, 20], [170, 20, 30], [30, 90, 50]], dtype=np.float32)[rng.integers(0, 4)]
-    alpha = mask.astype(np.float32) * (rng.uniform(0.6, 0.95) / 255.0)
-    page += alpha[..., None] * (pen - page)
+    opacity = rng.uniform(0.6, 0.95)
+    composite_ink(page, (mask * opacity).astype(np.uint8), pen)
 
 
 # ----------------------------------------------------------------------------- photometric (image space)
 
 
-def apply_lighting(image: np.ndarray, geo: Geometry, rng: np.random.Generator, cfg: NoiseConfig) -> None:
-    """Wrinkle shading and cast shadows (multiplicative), in place on float RGB."""
-    h, w = image.shape[:2]
-    light = geo.shading.copy() if geo.shading is not None else None
-    if _on(rng, cfg.shadow_p, cfg.shadow):
-        small = (max(2, h // 8), max(2, w // 8))
-        yy, xx = np.mgrid[0 : small[0], 0 : small[1]].astype(np.float32)
-        gradient = (
-            1.0
-            - cfg.shadow
-            * rng.uniform(0, 0.6)
-            * ((xx / small[1]) * rng.uniform(-1, 1) + (yy / small[0]) * rng.uniform(-1, 1)) ** 2
-        )
-        shadow = np.ones(small, dtype=np.float32)
-        if rng.random() < 0.7:  # a soft-edged blob (hand, phone)
-            poly = (rng.uniform(0, 1, size=(int(rng.integers(3, 7)), 2)) * [small[1], small[0]]).astype(np.int32)
-            hard = np.zeros(small, dtype=np.float32)
-            cv2.fillPoly(hard, [cv2.convexHull(poly)], 1.0)
-            soft = cv2.GaussianBlur(hard, (0, 0), rng.uniform(2, 12))
-            shadow -= cfg.shadow * rng.uniform(0.4, 1.0) * soft
-        field = cv2.resize(np.clip(gradient * shadow, 0.2, 1.2), (w, h), interpolation=cv2.INTER_LINEAR)
-        light = field if light is None else light * field
-    if light is not None:
-        image *= light[..., None]
+def sample_shadow(rng: np.random.Generator, small: tuple[int, int], cfg: NoiseConfig) -> np.ndarray | None:
+    """Coarse multiplicative field: uneven illumination and a soft-edged cast shadow (hand, phone)."""
+    if not _on(rng, cfg.shadow_p, cfg.shadow):
+        return None
+    yy, xx = np.mgrid[0 : small[0], 0 : small[1]].astype(np.float32)
+    ramp = (xx / small[1]) * rng.uniform(-1, 1) + (yy / small[0]) * rng.uniform(-1, 1)
+    field = 1.0 - cfg.shadow * rng.uniform(0, 0.6) * ramp**2
+    if rng.random() < 0.7:
+        poly = (rng.uniform(0, 1, size=(int(rng.integers(3, 7)), 2)) * [small[1], small[0]]).astype(np.int32)
+        hard = np.zeros(small, dtype=np.float32)
+        cv2.fillPoly(hard, [cv2.convexHull(poly)], 1.0)
+        soft = cv2.GaussianBlur(hard, (0, 0), rng.uniform(0.005, 0.04) * max(small))
+        field -= cfg.shadow * rng.uniform(0.4, 1.0) * soft
+    return np.clip(field, 0.2, 1.2)
 
 
-def apply_color(image: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig) -> None:
-    """Brightness, contrast and white-balance jitter, in place on float RGB."""
+def sample_color(rng: np.random.Generator, cfg: NoiseConfig) -> tuple[np.ndarray, float, float]:
+    """Per-channel gain (3,), offset and gamma from brightness, contrast, gamma and white-balance jitter."""
     if not _on(rng, cfg.color_p, cfg.color):
-        return
+        return np.ones(3), 0.0, 1.0
     s = cfg.color
-    gains = 1.0 + rng.uniform(-s, s, size=3).astype(np.float32) * 0.5
+    gains = 1.0 + 0.5 * rng.uniform(-s, s, size=3)
     contrast = 1.0 + rng.uniform(-s, s)
-    brightness = 255.0 * rng.uniform(-s, s) * 0.5
-    mean = 128.0
-    image *= (gains * contrast)[None, None, :]
-    image += np.float32(brightness + mean * (1.0 - contrast))
+    brightness = 0.5 * 255.0 * rng.uniform(-s, s)
+    gamma = float(np.exp(rng.uniform(-s, s)))
+    return gains * contrast, float(brightness + 128.0 * (1.0 - contrast)), gamma
+
+
+def color_lut(gains: np.ndarray, offset: float, gamma: float) -> np.ndarray | None:
+    """A (256, 1, 3) uint8 lookup table for ``cv2.LUT`` (camera tone curve and white balance), or None."""
+    if np.allclose(gains, 1.0) and offset == 0.0 and gamma == 1.0:
+        return None
+    x = np.arange(256, dtype=np.float64)[:, None]
+    y = 255.0 * (x / 255.0) ** gamma * gains[None, :] + offset
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)[:, None, :]
 
 
 def apply_blur(image: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig, dpi: float) -> np.ndarray:
@@ -297,21 +308,40 @@ def background_colour(rng: np.random.Generator) -> tuple[float, float, float]:
     return (float(base[0]), float(base[1]), float(base[2]))
 
 
+def _product(fields: list[np.ndarray | None]) -> np.ndarray | None:
+    present = [f for f in fields if f is not None]
+    if not present:
+        return None
+    out = present[0].astype(np.float32)
+    for f in present[1:]:
+        out = out * f
+    return out
+
+
 def distort(
     paper: np.ndarray, trace: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig, dpi: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(noisy RGB uint8, clean gray uint8, page->image homography) from a float RGB page and its trace mask."""
-    page = paper  # modified in place (owned by the caller's Page, which is not reused)
-    apply_tint(page, rng, cfg)
-    draw_marks(page, rng, cfg, dpi)
-    geo = sample_geometry(rng, trace.shape, cfg, dpi)
+    """(noisy RGB uint8, clean gray uint8, page->image homography) from a float RGB page and its trace mask.
+
+    ``paper`` is modified in place.
+    """
+    shape = trace.shape
+    small = coarse_shape(shape)
+    cast, blotch = sample_tint(rng, small, cfg)
+    draw_marks(paper, rng, cfg, dpi)
+    geo = sample_geometry(rng, shape, cfg, dpi)
     border = background_colour(rng)
-    noisy = warp(page, geo, border)
+    noisy = warp(paper, geo, border)
     clean = 255 - warp(trace, geo, 0.0)
-    apply_lighting(noisy, geo, rng, cfg)
-    apply_color(noisy, rng, cfg)
+    light = _product([blotch, geo.shading, sample_shadow(rng, small, cfg)])
+    if light is not None:
+        np.multiply(noisy, upsample(light, shape)[..., None], out=noisy)
     noisy = apply_blur(noisy, rng, cfg, dpi)
     apply_sensor_noise(noisy, rng, cfg)
     out = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
+    gains, offset, gamma = sample_color(rng, cfg)
+    lut = color_lut(cast * gains, offset, gamma)
+    if lut is not None:
+        out = cv2.LUT(out, lut)
     out = apply_jpeg(out, rng, cfg)
     return out, np.ascontiguousarray(clean), geo.homography

@@ -125,14 +125,13 @@ def draw_grid(shape: tuple[int, int], dpi: float, style: PaperStyle) -> np.ndarr
     y_lo, y_hi = max(style.grid_top_mm, 5.0), PAGE_HEIGHT_MM - 5.9
     tx = _transmission(w, ppm, style, x_lo, x_hi)
     ty = _transmission(h, ppm, style, y_lo, y_hi)
+    paper = np.asarray(style.paper, dtype=np.float32)
     page = np.empty((h, w, 3), dtype=np.float32)
-    page[:] = np.asarray(style.paper, dtype=np.float32)
+    page[:] = paper
     r0, r1 = max(0, int(np.floor(mm_to_px(y_lo, dpi) - 2))), min(h, int(np.ceil(mm_to_px(y_hi, dpi) + 3)))
     c0, c1 = max(0, int(np.floor(mm_to_px(x_lo, dpi) - 2))), min(w, int(np.ceil(mm_to_px(x_hi, dpi) + 3)))
     # vertical lines only within the grid's rows, horizontal only within its columns
-    tx_in = tx[c0:c1]
-    ty_in = ty[r0:r1]
-    page[r0:r1, c0:c1] *= ty_in[:, None, :] * tx_in[None, :, :]
+    np.multiply(ty[r0:r1, None, :], (tx[c0:c1] * paper)[None, :, :], out=page[r0:r1, c0:c1])
     return page
 
 
@@ -307,6 +306,17 @@ def draw_labels_and_header(
 # ----------------------------------------------------------------------------- page
 
 
+def composite_ink(page: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
+    """Lay ``colour`` over the float RGB ``page`` with opacity ``mask``/255, in place (only inked pixels)."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return
+    flat = page.reshape(-1, 3)
+    alpha = mask.reshape(-1)[idx].astype(np.float32)[:, None] * (1.0 / 255.0)
+    pixels = flat[idx]
+    flat[idx] = pixels + alpha * (colour - pixels)
+
+
 @dataclass(frozen=True)
 class Page:
     """An undistorted printout: ``paper`` RGB float32 (0..255) and ``trace`` uint8 ink mask (255 = ink)."""
@@ -344,6 +354,5 @@ def draw_page(
     lines = list(header_lines) if header_lines else generate_header(rng, estimate_rate(signal, fs, leads))
     draw_labels_and_header(ink, geometry, dpi, style, lines)
     paper = draw_grid(shape, dpi, style)
-    alpha = ink.astype(np.float32) * (1.0 / 255.0)
-    paper += alpha[..., None] * (np.asarray(style.ink, dtype=np.float32) - paper)
+    composite_ink(paper, ink, np.asarray(style.ink, dtype=np.float32))
     return Page(paper=paper, trace=trace, style=style)
