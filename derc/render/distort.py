@@ -154,7 +154,7 @@ def sample_geometry(rng: np.random.Generator, shape: tuple[int, int], cfg: Noise
     light /= np.linalg.norm(light) + 1e-9
     slope = gx * light[0] + gy * light[1]
     strength = min(1.0, max(cfg.wrinkle, cfg.crease))
-    shading = 1.0 + 0.07 * strength * np.clip(slope / (slope.std() + 1e-6), -4.0, 4.0)
+    shading = 1.0 + 0.05 * strength * np.clip(slope / (slope.std() + 1e-6), -3.0, 3.0)
     # image -> page map on the coarse grid, plus displacement (height in coarse px, slopes unitless)
     inv = np.linalg.inv(hom)
     u = (np.arange(small[1]) + 0.5) * sx - 0.5
@@ -189,7 +189,7 @@ def sample_tint(
         return np.ones(3, dtype=np.float32), None
     strength = cfg.tint * rng.uniform(0.3, 1.0)
     cast = 1.0 - strength * np.array([rng.uniform(0, 0.3), rng.uniform(0.2, 0.6), 1.0], dtype=np.float32)
-    blotch = 1.0 - 0.5 * strength * np.abs(_smooth_field(rng, small, 5))
+    blotch = 1.0 - 0.25 * strength * np.abs(_smooth_field(rng, small, 5))
     return cast, blotch
 
 
