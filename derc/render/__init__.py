@@ -45,4 +45,7 @@ def render_ecg(
     return Rendering(noisy=noisy, clean=clean, page_to_image=homography, layout=layout, dpi=float(dpi))
 
 
-__all__ = ["LAYOUTS", "NoiseConfig", "Rendering", "page_layout", "page_size_px", "render_ecg"]
+# records imports render_ecg from this package, so it is imported once render_ecg exists
+from derc.render.records import write_record_images  # noqa: E402
+
+__all__ = ["LAYOUTS", "NoiseConfig", "Rendering", "page_layout", "page_size_px", "render_ecg", "write_record_images"]
