@@ -102,3 +102,30 @@ def page_size_px(dpi: float) -> tuple[int, int]:
 def dpi_for_width(width_px: int) -> float:
     """The dpi at which the page is ``width_px`` pixels wide."""
     return width_px / (PAGE_WIDTH_MM / MM_PER_INCH)
+
+
+# --- Additions for the renderer (pixel convention, label and calibration-pulse positions) ---
+
+CALIBRATION_PULSE_MV = 1.0
+CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # flat 1 mm, pulse 5 mm, flat 1 mm
+LABEL_OFFSET_X_MM = 1.0  # lead label starts this far right of the panel start
+GRID_MINOR_MM = 1.0
+GRID_MAJOR_MM = 5.0
+
+
+def mm_to_px(value_mm: float, dpi: float) -> float:
+    """Page millimetres to pixel coordinates; pixel ``i``'s centre is at coordinate ``i``."""
+    return value_mm * px_per_mm(dpi)
+
+
+def lead_label_position_mm(panel: Panel, row_pitch_mm: float) -> tuple[float, float]:
+    """(x, y) in mm of the lead label's left end and text baseline, above the panel's start."""
+    return panel.x_mm + LABEL_OFFSET_X_MM, panel.y_mm - min(7.0, 0.4 * row_pitch_mm)
+
+
+def calibration_pulse_mm(y_mm: float) -> list[tuple[float, float]]:
+    """Corner points (x, y) in mm of the 1 mV, 0.2 s calibration pulse left of a row at baseline ``y_mm``."""
+    top = y_mm - CALIBRATION_PULSE_MV * GAIN_MM_PER_MV
+    x0 = CALIBRATION_LEFT_MM
+    x1, x2 = x0 + 1.0, x0 + 1.0 + CALIBRATION_WIDTH_MM
+    return [(x0, y_mm), (x1, y_mm), (x1, top), (x2, top), (x2, y_mm), (TRACE_LEFT_MM, y_mm)]
