@@ -49,7 +49,8 @@ def load_record_pair(record_ref, record_est):
     signal_ref, fields_ref = load_signals(record_ref)
     if signal_ref is None:
         return None, None, None, False
-    signal_est, fields_est = load_signals(record_est)
+    has_header = os.path.isfile(record_est + ".hea")
+    signal_est, fields_est = load_signals(record_est) if has_header else (None, None)
     if signal_est is None:
         return signal_ref, np.full(np.shape(signal_ref), np.nan), fields_ref, False
     assert fields_ref["fs"] == fields_est["fs"]
@@ -61,7 +62,7 @@ def load_record_pair(record_ref, record_est):
 
 def aligned_estimate(x_ref, x_est, sampling_frequency, no_shift):
     """The estimate shifted onto the reference, when the shift is within 0.5 s and 1 mV."""
-    if no_shift:
+    if no_shift or not np.any(np.isfinite(x_est)):  # an all-NaN estimate stays all NaN when shifted
         return x_est
     shifted, shift_samples, shift_mv = align_signals(x_ref, x_est, num_quant_levels=NUM_QUANT_LEVELS)
     if abs(shift_samples) <= np.round(0.5 * sampling_frequency) and abs(shift_mv) <= MAX_VERTICAL_SHIFT_MV:

@@ -283,18 +283,24 @@ def compute_one_vs_rest_confusion_matrix(labels, outputs, classes):
     return A
 
 
+def _f_measures_from_confusion(A):
+    """(macro, per_class): F = 2TP / (2TP + FP + FN), NaN for a class without TP/FP/FN; NaN classes ignored."""
+    per_class = np.zeros(len(A))
+    for k in range(len(A)):
+        tp, fp, fn = A[k, 0, 0], A[k, 0, 1], A[k, 1, 0]
+        denominator = 2 * tp + fp + fn
+        per_class[k] = float(2 * tp) / float(denominator) if denominator > 0 else float("nan")
+    macro = float(np.nanmean(per_class)) if np.any(np.isfinite(per_class)) else float("nan")
+    return macro, per_class
+
+
 def compute_f_measure(labels, outputs):
     """``(macro, per_class, classes)``; classes = sorted union of the reference labels, NaN classes ignored."""
     classes = sorted(set().union(*map(set, labels)))
     A = compute_one_vs_rest_confusion_matrix(
         compute_one_hot_encoding(labels, classes), compute_one_hot_encoding(outputs, classes), classes
     )
-    per_class = np.zeros(len(classes))
-    for k in range(len(classes)):
-        tp, fp, fn = A[k, 0, 0], A[k, 0, 1], A[k, 1, 0]
-        denominator = 2 * tp + fp + fn
-        per_class[k] = float(2 * tp) / float(denominator) if denominator > 0 else float("nan")
-    macro = np.nanmean(per_class) if np.any(np.isfinite(per_class)) else float("nan")
+    macro, per_class = _f_measures_from_confusion(A)
     return macro, per_class, classes
 
 
