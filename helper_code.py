@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 import wfdb
-from scipy.ndimage import gaussian_filter
-from scipy.signal import fftconvolve, filtfilt
+
+# scipy is imported inside the metric functions: run_model.py starts faster without it.
 
 substring_labels = "# Labels:"
 substring_images = "# Image:"
@@ -349,6 +349,8 @@ def convert_signal(x, num_quant_levels, min_amp, max_amp, max_t):
 
 def fft_correlate(A_ref, A_est):
     """Full 2D cross-correlation of two images, computed with FFTs."""
+    from scipy.signal import fftconvolve
+
     return fftconvolve(A_ref, np.flip(A_est, axis=(0, 1)), mode="full")
 
 
@@ -363,6 +365,8 @@ def align_signals(x_ref, x_est, num_quant_levels, smooth=True, sigma=0.5):
     A_ref = convert_signal(x_ref, num_quant_levels, min_amp, max_amp, max_t)
     A_est = convert_signal(x_est, num_quant_levels, min_amp, max_amp, max_t)
     if smooth:
+        from scipy.ndimage import gaussian_filter
+
         A_ref = gaussian_filter(A_ref, sigma)
         A_est = gaussian_filter(A_est, sigma)
 
@@ -443,6 +447,8 @@ def compute_weighted_absolute_difference(x_ref, x_est, sampling_frequency, keep_
     ref, est, kept, _ = _paired_samples(x_ref, x_est, keep_nans)
     if kept == 0:
         return float("nan")
+    from scipy.signal import filtfilt
+
     m = round(0.1 * sampling_frequency)
     weights = filtfilt(np.ones(m), m, ref, method="gust")
     weights = 1 - 0.5 / np.max(weights) * weights
