@@ -75,6 +75,8 @@ def test_load_images_as_stored_and_skip_missing(tmp_path) -> None:
     loaded = hc.load_images(record)
     assert [image.mode for image in loaded] == ["RGBA", "L"]
     assert all(isinstance(image, Image.Image) for image in loaded)
+    for image in loaded:
+        image.close()
     assert hc.get_image_files(record) == ["r-0.png", "r-1.png", "gone.png"]
 
 
