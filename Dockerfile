@@ -1,0 +1,13 @@
+# PhysioNet Challenge 2024 image for derc-ecg. The organizers build it and run it with an NVIDIA GPU;
+# torch from PyPI (2.14.1, x86_64) is the CUDA build and falls back to the CPU when no GPU is present.
+FROM python:3.11-slim
+
+WORKDIR /challenge
+
+COPY requirements.txt /challenge/requirements.txt
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . /challenge
+
+# Nothing is downloaded at run time: model weights come from the model folder given to run_model.py.
+ENV PYTHONUNBUFFERED=1
