@@ -39,9 +39,8 @@ def load_models(model_folder, verbose):
 
 
 def run_models(record, digitization_model, classification_model, verbose):
-    from derc.images import load_record_images
-
     from derc.errors import RecordError
+    from derc.images import load_record_images
 
     header = load_header(record)
     try:
