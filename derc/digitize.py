@@ -59,9 +59,13 @@ def _as_ink(ink: np.ndarray) -> np.ndarray:
 
 
 def estimate_rotation(ink: np.ndarray, max_deg: float = 5.0) -> float:
-    """Skew angle in degrees (traces run down to the right for positive angles), by projection-profile search."""
+    """Skew angle in degrees (traces run down to the right for positive angles), by projection-profile search.
+
+    The sharpness (sum of squares) of the row profile of the sheared ink peaks when the traces' flat
+    segments are horizontal; bins are split linearly so that sub-pixel tilts still count.
+    """
     ink = _as_ink(ink)
-    scale = min(1.0, 600.0 / ink.shape[1])
+    scale = min(1.0, 1200.0 / ink.shape[1])
     small = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else ink
     ys, xs = np.nonzero(small > 0.25)
     if ys.size < 50:
@@ -73,8 +77,12 @@ def estimate_rotation(ink: np.ndarray, max_deg: float = 5.0) -> float:
     def sharpness(angles: np.ndarray) -> np.ndarray:
         out = np.empty(angles.size)
         for i, a in enumerate(angles):
-            yy = np.clip(np.rint(ys - xc * np.tan(np.deg2rad(a))).astype(np.int64) + h, 0, 3 * h - 1)
-            hist = np.bincount(yy, weights=w, minlength=3 * h)
+            yy = np.clip(ys - xc * np.tan(np.deg2rad(a)) + h, 0, 3 * h - 2)
+            base = np.floor(yy)
+            frac = yy - base
+            base = base.astype(np.int64)
+            hist = np.bincount(base, weights=w * (1 - frac), minlength=3 * h)
+            hist += np.bincount(base + 1, weights=w * frac, minlength=3 * h)
             out[i] = np.dot(hist, hist)
         return out
 
@@ -208,10 +216,13 @@ def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> 
     if len(rights) == 0:
         return ax0, 0.0
     left_mm = CALIBRATION_LEFT_MM if np.mean(pulse) > 0.5 else TRACE_LEFT_MM
-    radius = max(0.0, (_pen_width(ink, rows_px, half) - 1.0) / 2.0)  # ends include half the pen
+    radius = max(0.0, (_pen_width(ink, rows_px, half) - 2.0) / 2.0)  # ends include the pen cap (less AA fringe)
     left_px, right_px = float(np.median(lefts)) + radius, float(np.median(rights)) - radius
     ax = (right_px - left_px) / (TRACE_RIGHT_MM - left_mm)
-    bx = right_px - ax * TRACE_RIGHT_MM
+    ax_prior = ax0 * ay / (h / PAGE_HEIGHT_MM)  # same relative scale as the rows
+    if abs(ax / ax_prior - 1.0) < 0.01:  # ends are blurry to a px or two: trust the row scale
+        ax = ax_prior
+    bx = 0.5 * (right_px + left_px - ax * (TRACE_RIGHT_MM + left_mm))
     if not (0.85 * ax0 < ax < 1.15 * ax0) or abs(bx) > 25.0 * ax0:
         return ax0, 0.0
     return float(ax), float(bx)
@@ -317,6 +328,29 @@ def _trace_rows(
     return points
 
 
+def _pulse_baselines(ink: np.ndarray, rows_px: np.ndarray, fit: PageFit) -> np.ndarray:
+    """Per row, the y of the calibration pulse's flat feet (drawn at exactly 0 mV), or NaN when absent."""
+    h, _ = ink.shape
+    feet_mm = np.concatenate(
+        [np.linspace(0.25, 0.75, 3) + CALIBRATION_LEFT_MM, np.linspace(0.25, 0.75, 3) + TRACE_LEFT_MM - 1.0]
+    )
+    cols = np.unique(np.rint(fit.ax * feet_mm + fit.bx).astype(np.int64))
+    cols = cols[(cols >= 0) & (cols < ink.shape[1])]
+    half = max(1, round(1.5 * fit.ay))
+    out = np.full(rows_px.size, np.nan)
+    for r, y in enumerate(rows_px):
+        lo, hi = int(y) - half, int(y) + half + 1
+        if cols.size < 2 or lo < 0 or hi > h:
+            continue
+        w = np.where(ink[lo:hi, cols] > INK_THRESHOLD, ink[lo:hi, cols], 0.0)
+        mass = w.sum(axis=0)
+        if (mass > 0).sum() < max(2, cols.size // 2):
+            continue
+        centres = (w * np.arange(lo, hi)[:, None]).sum(axis=0)[mass > 0] / mass[mass > 0]
+        out[r] = float(np.median(centres))
+    return out
+
+
 def _mode(values: np.ndarray) -> float:
     """Isoelectric level: the densest value (1-px bins, lightly smoothed), refined by a local median."""
     lo = np.floor(values.min())
@@ -370,8 +404,11 @@ def digitize(
 
     index = _lead_index(leads)
     rhythm = {p.lead.lower() for p in lay.panels if p.t_end - p.t_start >= 10.0 - 1e-6 and len(lay.panels) > 12}
+    pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, c0, c1, resets)
     mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
+    edge = 1.0 + 0.5 * pen
+    pulse = _pulse_baselines(ink, rows_px, fit)
     for p in lay.panels:
         col = index.get(p.lead.lower())
         if col is None:
@@ -380,11 +417,15 @@ def digitize(
             continue  # the rhythm strip supplies this lead
         xs, ys = points[p.row]
         x_lo, x_hi = fit.ax * p.x_mm + fit.bx, fit.ax * (p.x_mm + p.width_mm) + fit.bx
-        sel = (xs >= x_lo - 0.5) & (xs <= x_hi + 0.5)
+        # where two panels meet, both pens overlap for about a pen width: keep clear of it
+        inner_lo = x_lo + (edge if p.x_mm > TRACE_LEFT_MM + 1e-6 else -0.5)
+        inner_hi = x_hi - (edge if p.x_mm + p.width_mm < TRACE_RIGHT_MM - 1e-6 else -0.5)
+        sel = (xs >= inner_lo) & (xs <= inner_hi)
         if sel.sum() < 4:
             continue
         t = p.t_start + (xs[sel] - x_lo) / (fit.ax * PAPER_SPEED_MM_PER_S)
-        v = (_mode(ys[sel]) - ys[sel]) * mm_per_px_y
+        zero = pulse[p.row] if np.isfinite(pulse[p.row]) else _mode(ys[sel])
+        v = (zero - ys[sel]) * mm_per_px_y
         n0 = int(np.ceil(p.t_start * fs - 1e-9))
         n1 = min(num_samples, int(np.ceil(p.t_end * fs - 1e-9)))
         if n1 <= n0:
