@@ -126,6 +126,7 @@ def _apply_cd_hyp(h: Heart, labels: set[str], rng: np.random.Generator) -> None:
             h.pr = rng.uniform(0.215, 0.32)
         elif kind == "LAFB":
             h.axis, h.qrs, h.conduction = rng.uniform(-80, -48), rng.uniform(0.09, 0.115), "LAFB"
+            h.amp *= 1.3  # keep precordial voltages up while the frontal vector turns superior
         elif kind == "LBBB":
             h.qrs, h.conduction, h.amp = rng.uniform(0.13, 0.17), "LBBB", h.amp * rng.uniform(1.1, 1.4)
         elif kind == "RBBB":
@@ -200,7 +201,7 @@ def _repol(h: Heart, qrs: list[Comp], rng: np.random.Generator) -> list[Comp]:
         t_vec = -h.t_amp * rng.uniform(1.0, 1.6) * _unit(mean)
         st_vec = -rng.uniform(0.08, 0.16) * _unit(mean) * h.amp
     else:
-        txy = frontal_direction(h.axis + rng.normal(0, 12) if -10 < h.axis < 90 else rng.uniform(20, 60))
+        txy = frontal_direction(float(np.clip(h.axis + rng.normal(0, 12), 20, 65)))  # T upright in I and II
         t_vec = h.t_amp * np.array([txy[0], txy[1], rng.uniform(-0.45, -0.05)])
         if h.conduction in ("RBBB", "IRBBB"):
             t_vec = t_vec + h.t_amp * np.array([0.1, 0.0, rng.uniform(0.4, 0.7)])

@@ -26,9 +26,12 @@ def demographics(rng: np.random.Generator) -> tuple[int, str, int, int]:
 
 
 def quantize(signal: np.ndarray) -> np.ndarray:
-    """Round to the 16-bit grid the record stores (what a reader will get back)."""
+    """Round I and II to the 16-bit grid, then re-derive the limb leads from the stored I and II."""
     limit = 32767 / ADC_GAIN
-    return (np.round(np.clip(signal.astype(np.float64), -limit, limit) * ADC_GAIN) / ADC_GAIN).astype(np.float64)
+    q = np.round(np.clip(signal.astype(np.float64), -limit, limit) * ADC_GAIN)
+    lead_i, lead_ii = q[:, 0], q[:, 1]
+    q[:, 2:6] = np.stack([lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2], 1)
+    return np.round(np.clip(q, -32767, 32767)) / ADC_GAIN
 
 
 def write_record(

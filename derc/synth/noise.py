@@ -10,13 +10,15 @@ def baseline_wander(
     n: int, fs: float, n_leads: int, amp: float, resp_hz: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Sum of slow sinusoids (respiration shared across leads plus per-lead drift), (n, n_leads)."""
-    t = np.arange(n)[:, None] / fs
+    t = np.arange(0.0, n / fs + 0.05, 0.04)[:, None]  # slow: draw on a 25 Hz grid, interpolate
     resp = np.sin(2 * np.pi * resp_hz * t + rng.uniform(0, 2 * np.pi)) * rng.normal(0, 0.5, (1, n_leads))
     freqs = rng.uniform(0.03, 0.45, (3, 1, n_leads))
     phases = rng.uniform(0, 2 * np.pi, (3, 1, n_leads))
     weights = rng.uniform(0.2, 1.0, (3, 1, n_leads))
     drift = (weights * np.sin(2 * np.pi * freqs * t[None] + phases)).sum(axis=0)
-    return amp * (resp + drift / 1.5)
+    coarse = amp * (resp + drift / 1.5)
+    fine = np.arange(n) / fs
+    return np.stack([np.interp(fine, t[:, 0], coarse[:, i]) for i in range(n_leads)], axis=1)
 
 
 def mains(n: int, fs: float, n_leads: int, amp: float, freq: float, rng: np.random.Generator) -> np.ndarray:

@@ -109,7 +109,8 @@ def beat_times(r: Rhythm, duration: float, rng: np.random.Generator) -> Beats:
     elif r.kind == "svt":
         rr = 60.0 / r.hr
         n = int(np.ceil((end + LEAD_IN) / rr)) + 1
-        times, base = -LEAD_IN + rng.uniform(0, rr) + np.arange(n) * rr * (1 + rng.normal(0, 0.003, n)), "n"
+        steps = rr * (1 + rng.normal(0, 0.004, n))
+        times, base = -LEAD_IN + rng.uniform(0, rr) + np.cumsum(steps) - steps[0], "n"
         times = times[times < end]
     else:
         times, base = _sinus_times(r, end, rng), "N"
