@@ -60,7 +60,7 @@ def _sustained_below(v: np.ndarray, thr: float, run: int) -> np.ndarray:
 
 
 def qrs_bounds(
-    signal: np.ndarray, fs: float, peaks: np.ndarray, rel: float = 0.06, half_window: float = 0.16
+    signal: np.ndarray, fs: float, peaks: np.ndarray, rel: float = 0.06, half_window: float = 0.2
 ) -> list[Beat]:
     """QRS onset/offset per detected beat from the spatial velocity (sum of |slope| over leads)."""
     vel = np.abs(np.diff(signal[:, _INDEPENDENT], axis=0)).sum(axis=1) * fs
