@@ -14,12 +14,10 @@ from derc.synth.dataset import ImageWriter, write_dataset
 LAYOUT_CHOICES = ("3x4", "6x2", "12x1", "mixed")
 
 
-def _image_writer(count: int, layout: str, dpi: int) -> ImageWriter:
-    """Wrap the renderer (imported lazily: it is optional for signal-only datasets)."""
-    try:
-        from derc.render.record_images import write_record_images
-    except ImportError:
-        from derc.render import write_record_images  # type: ignore[attr-defined]
+def _image_writer(count: int, layout: str, dpi: float) -> ImageWriter:
+    """Wrap the renderer (imported lazily: signal-only datasets do not need it)."""
+    from derc.render import write_record_images
+
     layouts = ("3x4", "6x2", "12x1") if layout == "mixed" else (layout,)
 
     def write(record_path: Path, signal: np.ndarray, fs: int, rng: np.random.Generator) -> list[str]:
@@ -38,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--balanced", action="store_true", help="oversample rare labels")
     parser.add_argument("--images", type=int, default=0, help="paper images per record")
     parser.add_argument("--layout", choices=LAYOUT_CHOICES, default="mixed")
-    parser.add_argument("--dpi", type=int, default=200)
+    parser.add_argument("--dpi", type=float, default=200.0)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     writer = None
