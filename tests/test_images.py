@@ -352,8 +352,8 @@ def test_rotated_pages_come_back_upright() -> None:
     rng = np.random.default_rng(11)
     for index, layout in enumerate(["3x4", "6x2", "12x1"]):
         page = draw_page(rng, width_px=700 + 150 * index, layout=layout, noise=12.0)
-        score, glyphs = glyph_score(page)
-        assert score > 0.05 and glyphs >= 8
+        score, evidence = glyph_score(page)
+        assert score > 0.15 and evidence >= 0.1
         for turns in range(4):
             assert np.array_equal(orient_landscape(np.rot90(page, turns)), page), (layout, turns)
 
@@ -421,7 +421,7 @@ def _rechunk(png: bytes, mutate) -> bytes:
 
 
 @_FUZZ
-@given(st.integers(0, 2**32 - 1), st.integers(0, 1 << 16), st.integers(0, 1 << 16))
+@given(st.integers(0, 2**32 - 1), st.integers(0, 400) | st.integers(0, 1 << 16), st.integers(0, 400))
 def test_fuzz_corrupted_png_with_valid_crcs(seed: int, width: int, height: int) -> None:
     rng = np.random.default_rng(seed)
 
