@@ -21,6 +21,7 @@ right 236/240 (the misses: 500 px wide pages with too little header evidence, le
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,8 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from derc.errors import RecordError
+
+log = logging.getLogger("derc")
 
 MAX_IMAGE_PIXELS: int = 40_000_000  # a 600-dpi US-letter scan is 6600 x 5100 = 33.7 MP
 MIN_IMAGE_SIDE: int = 64
@@ -140,7 +143,15 @@ def check_image_files(record: str, names: Sequence[str]) -> list[Path]:
         raise RecordError(record, "the header lists no image files (no '# Image:' entries)")
     folder = Path(os.path.dirname(record) or ".").resolve()
     paths = [_contained_path(record, folder, str(name)) for name in names]  # refuse escapes before any read
-    for name, path in zip(names, paths):
+    # Like the official loader, a missing file is skipped while another listed image exists; a record
+    # whose listed images are all missing is an error.
+    missing = [name for name, path in zip(names, paths) if not os.path.lexists(path)]
+    if len(missing) == len(names):
+        raise RecordError(record, f"image file(s) listed in the header are missing: {', '.join(map(repr, missing))}")
+    if missing:
+        log.warning("record %s: skipping missing image file(s) %s", record, ", ".join(map(repr, missing)))
+    kept = [(name, path) for name, path in zip(names, paths) if name not in missing]
+    for name, path in kept:
         head = _read_head(record, name, path)
         actual = sniff_format(head)
         expected = _EXTENSIONS.get(path.suffix.lower())
@@ -149,7 +160,7 @@ def check_image_files(record: str, names: Sequence[str]) -> list[Path]:
         if expected is not None and actual != expected:
             raise RecordError(record, f"image file {name!r} is named as {expected} but contains {actual}")
         _check_dimensions(record, name, path, actual)
-    return paths
+    return [path for _, path in kept]
 
 
 @contextmanager
@@ -307,6 +318,8 @@ def load_record_images(
 ) -> list[np.ndarray]:
     """Check, load (via the official ``loader``), decode, convert and orient every image of ``record``."""
     paths = check_image_files(record, names)
+    folder = Path(os.path.dirname(record) or ".").resolve()
+    names = [name for name in names if _contained_path(record, folder, str(name)) in paths]
     images: list[Image.Image] = []
     try:
         with pixel_limit():

@@ -142,10 +142,18 @@ def load(record: str, names: list[str]) -> list[np.ndarray]:
 
 
 def test_missing_listed_file_is_named(tmp_path: Path) -> None:
-    record, _ = make_record(tmp_path, {"a.png": noise_png(np.random.default_rng(0))}, ["a.png", "b.png"])
-    with pytest.raises(RecordError, match=r"'b\.png'.*missing") as caught:
-        load(record, ["a.png", "b.png"])
+    record, _ = make_record(tmp_path, {}, ["b.png"])
+    with pytest.raises(RecordError, match=r"missing: 'b\.png'") as caught:
+        load(record, ["b.png"])
     assert caught.value.record == record
+
+
+def test_missing_file_beside_a_present_one_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As the official loader does, a missing file is skipped (and logged) while another image exists."""
+    record, _ = make_record(tmp_path, {"a.png": noise_png(np.random.default_rng(0))}, ["a.png", "b.png"])
+    images = load(record, ["a.png", "b.png"])
+    assert len(images) == 1
+    assert "'b.png'" in caplog.text
 
 
 def test_header_without_images(tmp_path: Path) -> None:
