@@ -24,6 +24,9 @@ from derc.thresholds import load_thresholds
 
 log = logging.getLogger("derc")
 
+# Ink maps narrower than this (pixels across the page) are not digitized; see Digitizer.for_model.
+MIN_DIGITIZE_WIDTH = 512
+
 
 @dataclass
 class DercModel:
@@ -85,7 +88,17 @@ class Digitizer:
     image_index: int = 0  # which of the record's images is digitized
 
     @classmethod
-    def for_model(cls, model: DercModel) -> Digitizer:
+    def for_model(cls, model: DercModel) -> Digitizer | None:
+        """A digitizer for ``model``'s ink maps, or None when they are too coarse to be worth digitizing.
+
+        Below MIN_DIGITIZE_WIDTH pixels a millimetre is under two pixels and the recovered signal
+        scores below 0 dB, worse than returning no signal at all (which scores 0).
+        """
+        if model.config.image_width < MIN_DIGITIZE_WIDTH:
+            log.info(
+                "ink maps of %d px width are too coarse to digitize; returning no signal", model.config.image_width
+            )
+            return None
         return cls()
 
     def signal(self, ink: torch.Tensor, *, fs: float, num_samples: int, leads: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,139 @@
+"""End to end at tiny size: synthetic records -> train_model.py -> run_model.py -> evaluate_model.py.
+
+One training run (module fixture) serves every test here; it takes about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import helper_code
+from derc import modelfolder as mf
+from derc.errors import ModelFolderError
+from derc.inference import DercModel
+from derc.labels import LABELS
+from derc.records import write_test_inputs
+from derc.synth import write_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "DERC_PRESET": "tiny", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("e2e")
+    train, test = base / "train", base / "test"
+    write_dataset(train, 60, seed=1, progress=False)
+    run("-m", "derc.synth", "-o", str(test), "-n", "20", "-s", "2", "--images", "1", "--dpi", "60", "-q")
+    write_test_inputs(test, base / "test_input")
+    result = run("train_model.py", "-d", str(train), "-m", str(base / "model"), "-v")
+    assert "training preset 'tiny'" in result.stderr
+    return {"base": base, "train": train, "test": test, "inputs": base / "test_input", "model": base / "model"}
+
+
+def scores(stdout: str) -> dict[str, float]:
+    values = dict(line.split(": ") for line in stdout.strip().splitlines() if ": " in line)
+    return {key: float(value) for key, value in values.items()}
+
+
+def write_constant_outputs(test: Path, out: Path, labels: list[str]) -> None:
+    for record in helper_code.find_records(str(test)):
+        header = helper_code.load_header(str(test / record))
+        kept = "\n".join(line for line in header.splitlines() if not line.startswith("# Labels:"))
+        (out / f"{record}.hea").parent.mkdir(parents=True, exist_ok=True)
+        (out / f"{record}.hea").write_text(kept + "\n")
+        if labels:
+            helper_code.save_labels(str(out / record), labels)
+
+
+def test_model_folder_holds_what_training_promised(trained: dict[str, Path]) -> None:
+    model = trained["model"]
+    paths = mf.resolve(model)
+    config = json.loads(paths[mf.CONFIG_FILE].read_text())
+    assert config["preset"] == "tiny"
+    thresholds = json.loads(paths[mf.THRESHOLDS_FILE].read_text())
+    assert thresholds["labels"] == list(LABELS)
+    for name in ("train.log", "unet_log.csv", "unet_curves.png", "classifier_log.csv", "classifier_curves.png"):
+        assert (model / name).is_file(), name
+    assert not (model / mf.WORK).exists()
+
+
+def test_run_and_evaluate_beat_the_baselines(trained: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    run("run_model.py", "-d", str(trained["inputs"]), "-m", str(trained["model"]), "-o", str(out))
+    records = helper_code.find_records(str(trained["inputs"]))
+    for record in records:
+        source = (trained["inputs"] / f"{record}.hea").read_text()
+        written = (out / f"{record}.hea").read_text()
+        assert written.startswith(source)
+        extra = written[len(source) :].strip().splitlines()
+        assert len(extra) == 1 and extra[0].startswith("# Labels:")
+    model_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(out)).stdout)["F-measure"]
+
+    # Baselines scored by the same evaluator: nothing predicted, and the most common label for everyone.
+    none_out, prior_out = tmp_path / "none", tmp_path / "prior"
+    write_constant_outputs(trained["test"], none_out, [])
+    train_labels = [
+        helper_code.load_labels(str(trained["train"] / r)) for r in helper_code.find_records(str(trained["train"]))
+    ]
+    counts = {name: sum(name in labels for labels in train_labels) for name in LABELS}
+    write_constant_outputs(trained["test"], prior_out, [max(counts, key=counts.get)])
+    none_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(none_out)).stdout)["F-measure"]
+    prior_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(prior_out)).stdout)["F-measure"]
+    print(f"F-measure: model {model_f:.3f}, all-negative {none_f:.3f}, most-common-label {prior_f:.3f}")
+    # As in the official evaluation, a run in which no record got labels scores nan (not completed).
+    assert np.isnan(none_f)
+    assert model_f > 0.0
+    assert model_f >= prior_f + 0.05
+
+
+def test_run_continues_past_a_broken_record_only_with_f(trained: dict[str, Path], tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    write_test_inputs(trained["test"], inputs, helper_code.find_records(str(trained["test"]))[:3])
+    broken = helper_code.find_records(str(inputs))[1]
+    image = helper_code.get_image_files(str(inputs / broken))[0]
+    (inputs / image).write_text("not an image")
+    failing = run(
+        "run_model.py", "-d", str(inputs), "-m", str(trained["model"]), "-o", str(tmp_path / "a"), check=False
+    )
+    assert failing.returncode != 0
+    assert broken in failing.stderr and "named as PNG but contains text" in failing.stderr
+    run("run_model.py", "-d", str(inputs), "-m", str(trained["model"]), "-o", str(tmp_path / "b"), "-f")
+    for record in helper_code.find_records(str(inputs)):
+        labelled = "# Labels:" in (tmp_path / "b" / f"{record}.hea").read_text()
+        assert labelled == (record != broken)
+
+
+def test_loaded_model_is_deterministic_and_refuses_tampering(trained: dict[str, Path], tmp_path: Path) -> None:
+    model = DercModel.load(trained["model"], device=torch.device("cpu"))
+    image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    first = model.probabilities(model.denoise([image]))
+    again = DercModel.load(trained["model"], device=torch.device("cpu"))
+    np.testing.assert_array_equal(first, again.probabilities(again.denoise([image])))
+
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained["model"], copy)
+    weights = mf.resolve(copy)[mf.UNET_FILE]
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="manifest hash"):
+        DercModel.load(copy)
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        DercModel.load(tmp_path / "missing")
