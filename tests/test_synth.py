@@ -182,3 +182,50 @@ def test_image_writer_is_called(tmp_path):
 
     write_record(tmp_path, "r1", np.random.default_rng(1), image_writer=writer)
     assert "# Image: r1-0.png" in (tmp_path / "r1.hea").read_text()
+
+
+def test_cli_dataset_passes_the_contract_readers(tmp_path):
+    """`python -m derc.synth --images` writes records that helper_code reads as the Challenge's data."""
+    import subprocess
+    import sys
+
+    import helper_code
+
+    out = tmp_path / "data"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "derc.synth",
+            "-o",
+            str(out),
+            "-n",
+            "4",
+            "-s",
+            "3",
+            "--images",
+            "2",
+            "--dpi",
+            "40",
+            "-q",
+        ],
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    records = helper_code.find_records(str(out))
+    assert records == ["00000", "00001", "00002", "00003"]
+    for record in records:
+        path = str(out / record)
+        header = helper_code.load_header(path)
+        assert helper_code.get_sampling_frequency(header) == 500
+        assert helper_code.get_num_samples(header) == 5000
+        assert helper_code.get_signal_names(header) == list(LEADS)
+        signal, fields = helper_code.load_signals(path)
+        assert signal.shape == (5000, 12) and fields["units"] == ["mV"] * 12
+        labels = helper_code.load_labels(path)
+        assert labels and all(label in LABELS for label in labels)
+        images = helper_code.load_images(path)
+        assert [image.size for image in images] == [(round(279.4 * 40 / 25.4), round(215.9 * 40 / 25.4))] * 2
+        assert helper_code.get_image_files(path) == [f"{record}-0.png", f"{record}-1.png"]
+        age, found = helper_code.get_variable(header, "# Age:")
+        assert found and helper_code.is_integer(age)
