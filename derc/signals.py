@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import wfdb
@@ -61,13 +60,3 @@ def read_signal(record: str | os.PathLike[str]) -> RecordSignal:
     signal = standardize_leads(data * scale, list(fields["sig_name"]), record=record)
     return RecordSignal(signal=signal, fs=fs, record=record)
 
-
-def has_signal_files(record: str | os.PathLike[str]) -> bool:
-    """True when every signal file named in the record's header exists."""
-    header = Path(f"{record}.hea")
-    try:
-        meta = wfdb.rdheader(str(record))
-    except Exception:
-        return False
-    files = {f for f in (meta.file_name or []) if f}
-    return bool(files) and all((header.parent / f).is_file() for f in files)
