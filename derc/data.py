@@ -106,7 +106,8 @@ class ClassifierViews(_EpochDataset):
             if not entry.has_signal:
                 return torch.ones(3, h, w), torch.from_numpy(entry.labels)
         rendering = self._render(entry, rng)
-        return rgb_to_tensor(rendering.noisy, h, w), torch.from_numpy(entry.labels)
+        image = cv2.cvtColor(rendering.clean, cv2.COLOR_GRAY2RGB) if self.config.clean_inputs else rendering.noisy
+        return rgb_to_tensor(image, h, w), torch.from_numpy(entry.labels)
 
 
 def load_own_image(entry: RecordEntry, rng: np.random.Generator) -> np.ndarray | None:
