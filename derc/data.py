@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from derc.config import Config
 from derc.records import RecordEntry
@@ -144,6 +144,8 @@ class EpochLoader:
 
     def __iter__(self) -> Iterator:
         self.dataset.set_epoch(self.epoch)
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(self.epoch)
         if self.advance:
             self.epoch += 1
         return iter(self.loader)
@@ -157,15 +159,23 @@ def make_loader(
     num_workers: int,
     seed: int,
     pin_memory: bool = False,
+    shard: bool = False,
 ) -> EpochLoader:
+    """A loader over ``dataset``; ``shard`` splits it between the ranks of a process group (torchrun)."""
+    from derc.distributed import info
     from derc.runtime import worker_init_fn
 
     generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if shard and info().active:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
+        persistent_workers=False,
         worker_init_fn=worker_init_fn if num_workers else None,
         generator=generator,
         pin_memory=pin_memory,
