@@ -106,4 +106,5 @@ def random_model(folder: Path, config: Config) -> Path:
     save_weights(work / mf.CLASSIFIER_FILE, build_classifier_for(config))
     save_thresholds(work / mf.THRESHOLDS_FILE, np.full(11, 0.5), info={"fallback": [], "validation_records": 0})
     config.save(work / mf.CONFIG_FILE)
-    return mf.publish(folder, {"preset": config.preset, "records": 0})
+    mf.publish(folder, {"preset": config.preset, "records": 0})
+    return folder
