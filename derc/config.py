@@ -19,6 +19,7 @@ from derc.fileio import write_json_atomic
 CONFIG_FORMAT_VERSION = 1
 PRESET_ENV = "DERC_PRESET"
 DEFAULT_PRESET = "paper"
+DENOISERS = ("unet", "none")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class Config:
     unet_width: int = 64
     unet_depth: int = 4
     classifier: str = "resnet18"
+    # What the classifier sees: "unet" (the DeRC ink map) or "none" (1 - grey level of the image itself;
+    # the ablation "classifier on raw images").
+    denoiser: str = "unet"
+    # Train the classifier on the renderer's clean trace images instead of noisy pages (with denoiser
+    # "none" and clean test images, this is the accuracy ceiling of a perfect denoiser).
+    clean_inputs: bool = False
     # Local torchvision weights file for the classifier backbone (never downloaded).
     classifier_weights: str | None = None
     loss: LossConfig = field(default_factory=LossConfig)
@@ -74,6 +81,10 @@ class Config:
     num_workers: int = 2
     amp: bool = True
     max_records: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {', '.join(DENOISERS)}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from derc.config import Config
 from derc.records import RecordEntry
@@ -106,7 +106,8 @@ class ClassifierViews(_EpochDataset):
             if not entry.has_signal:
                 return torch.ones(3, h, w), torch.from_numpy(entry.labels)
         rendering = self._render(entry, rng)
-        return rgb_to_tensor(rendering.noisy, h, w), torch.from_numpy(entry.labels)
+        image = cv2.cvtColor(rendering.clean, cv2.COLOR_GRAY2RGB) if self.config.clean_inputs else rendering.noisy
+        return rgb_to_tensor(image, h, w), torch.from_numpy(entry.labels)
 
 
 def load_own_image(entry: RecordEntry, rng: np.random.Generator) -> np.ndarray | None:
@@ -143,6 +144,8 @@ class EpochLoader:
 
     def __iter__(self) -> Iterator:
         self.dataset.set_epoch(self.epoch)
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(self.epoch)
         if self.advance:
             self.epoch += 1
         return iter(self.loader)
@@ -156,15 +159,23 @@ def make_loader(
     num_workers: int,
     seed: int,
     pin_memory: bool = False,
+    shard: bool = False,
 ) -> EpochLoader:
+    """A loader over ``dataset``; ``shard`` splits it between the ranks of a process group (torchrun)."""
+    from derc.distributed import info
     from derc.runtime import worker_init_fn
 
     generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if shard and info().active:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
+        persistent_workers=False,
         worker_init_fn=worker_init_fn if num_workers else None,
         generator=generator,
         pin_memory=pin_memory,

@@ -21,6 +21,7 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
 
+from derc import distributed
 from derc import modelfolder as mf
 from derc.checkpoints import load_weights, save_weights
 from derc.config import Config, preset_from_env
@@ -114,6 +115,18 @@ class Denoiser(nn.Module):
         return self.unet.predict(images)
 
 
+class InkFromGrey(nn.Module):
+    """The ``denoiser="none"`` ablation: the image's darkness (1 - grey level) as its ink map."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return 1.0 - images.float().mean(dim=1, keepdim=True)
+
+
+def build_denoiser(config: Config, unet: UNet) -> nn.Module:
+    """What turns a noisy RGB batch into the classifier's 1-channel input, per ``config.denoiser``."""
+    return Denoiser(unet) if config.denoiser == "unet" else InkFromGrey()
+
+
 def train_denoiser(
     config: Config, train: Sequence[RecordEntry], val: Sequence[RecordEntry], work: Path, logs: Path, device, verbose
 ) -> UNet:
@@ -122,6 +135,11 @@ def train_denoiser(
     if final.is_file():
         log.info("stage A (UNet) already finished in this run; loading %s", final)
         load_weights(final, unet, what="UNet weights")
+        return unet.to(device)
+    if config.denoiser == "none":
+        log.info("stage A skipped: denoiser 'none' (the classifier sees the images' grey levels)")
+        if distributed.info().is_main:
+            save_weights(final, unet)  # untrained, unused: keeps the model folder's layout
         return unet.to(device)
     stage = config.unet
     train_set = DenoisingPairs(train, config, views=stage.views_per_record, seed=config.seed)
@@ -145,7 +163,9 @@ def train_denoiser(
         progress=verbose,
     )
     log.info("stage A done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
-    save_weights(final, unet)
+    if distributed.info().is_main:
+        save_weights(final, unet)
+    distributed.barrier()
     return unet
 
 
@@ -182,20 +202,28 @@ def train_classifier(
         name="classifier",
         log_dir=logs,
         amp=config.amp,
-        input_transform=Denoiser(unet).to(device),
+        input_transform=build_denoiser(config, unet).to(device),
         val_metrics=classifier_metrics,
         checkpoint_path=work / "classifier.ckpt",
         progress=verbose,
     )
     log.info("stage B done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
-    save_weights(final, classifier)
+    if distributed.info().is_main:
+        save_weights(final, classifier)
+    distributed.barrier()
     return classifier
 
 
 def _loaders(train_set, val_set, batch_size: int, config: Config, device):
     pin = device.type == "cuda"
     train_loader = make_loader(
-        train_set, batch_size=batch_size, shuffle=True, num_workers=config.num_workers, seed=config.seed, pin_memory=pin
+        train_set,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=config.num_workers,
+        seed=config.seed,
+        pin_memory=pin,
+        shard=True,
     )
     val_loader = None
     if len(val_set):
@@ -211,14 +239,21 @@ def _loaders(train_set, val_set, batch_size: int, config: Config, device):
 
 
 @torch.inference_mode()
-def predict_views(unet: UNet, classifier: nn.Module, loader, device) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) over a loader of (noisy image, label vector) views."""
+def predict_views(
+    unet: UNet, classifier: nn.Module, loader, device, *, denoiser: nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) over a loader of (noisy image, label vector) views.
+
+    ``denoiser`` turns images into the classifier's input (default: the UNet's ink map).
+    """
     unet.eval()
     classifier.eval()
+    denoiser = denoiser if denoiser is not None else Denoiser(unet)
     truths, probs = [], []
     for images, targets in loader:
         images = images.to(device).contiguous(memory_format=torch.channels_last)
-        probs.append(torch.sigmoid(classifier(unet.predict(images)).float()).cpu().numpy())
+        ink = denoiser(images).contiguous(memory_format=torch.channels_last)
+        probs.append(torch.sigmoid(classifier(ink).float()).cpu().numpy())
         truths.append(targets.numpy())
     return np.concatenate(truths), np.concatenate(probs)
 
@@ -230,7 +265,7 @@ def fit_thresholds(config: Config, unet: UNet, classifier: nn.Module, val: Seque
         return np.full(len(LABELS), 0.5), {"fallback": list(LABELS), "validation_records": 0}
     dataset = ClassifierViews(val, config, views=1, seed=config.seed + 3)
     loader = make_loader(dataset, batch_size=config.cls.batch_size, shuffle=False, num_workers=0, seed=config.seed)
-    y_true, y_prob = predict_views(unet, classifier, loader, device)
+    y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
     thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
@@ -247,17 +282,22 @@ def train(
     config: Config | None = None,
     verbose: bool = True,
 ) -> Path:
-    """Train UNet, classifier and thresholds on ``records`` of ``data_folder``; publish them in ``model_folder``."""
+    """Train UNet, classifier and thresholds on ``records`` of ``data_folder``; publish them in ``model_folder``.
+
+    Under ``torchrun`` (several processes) training is data-parallel (DDP); only rank 0 logs, saves and
+    publishes, and returns the run folder (the other ranks return ``model_folder``).
+    """
     config = config or preset_from_env()
     folder = Path(model_folder)
     folder.mkdir(parents=True, exist_ok=True)
-    setup_logging(folder / "train.log", verbose)
+    rank = distributed.init_from_env()  # a no-op unless launched by torchrun with several processes
+    setup_logging(folder / "train.log" if rank.is_main else None, verbose and rank.is_main)
     started = time.perf_counter()
     log.info("training preset %r (set DERC_PRESET to choose another)", config.preset)
     log.info("settings: %s", json.dumps(config.to_dict(), sort_keys=True))
     seed_everything(config.seed)
-    device = pick_device()
-    log.info("device: %s", device)
+    device = distributed.device_for(pick_device())
+    log.info("device: %s (%d process(es))", device, rank.world_size)
 
     entries = index_records(data_folder, records)
     if config.max_records is not None:
@@ -265,12 +305,20 @@ def train(
     train_set, val_set = split_entries(entries, val_fraction=config.val_fraction, seed=config.seed)
     log.info("%d labeled records: %d for training, %d for validation", len(entries), len(train_set), len(val_set))
 
-    work = _prepare_work(folder, config)
+    work = mf.work_dir(folder)
+    if rank.is_main:
+        work = _prepare_work(folder, config)
+    distributed.barrier()
     unet = train_denoiser(config, train_set, val_set, work, folder, device, verbose)
     classifier = train_classifier(config, unet, train_set, val_set, work, folder, device, verbose)
-    thresholds, info = fit_thresholds(config, unet, classifier, val_set, work, device)
-    save_thresholds(work / mf.THRESHOLDS_FILE, thresholds, info=info)
-    config.save(work / mf.CONFIG_FILE)
-    run = mf.publish(folder, {"preset": config.preset, "records": len(entries)})
-    log.info("model saved in %s (%.0f s)", run, time.perf_counter() - started)
+    run = folder
+    if rank.is_main:
+        thresholds, info = fit_thresholds(config, unet, classifier, val_set, work, device)
+        save_thresholds(work / mf.THRESHOLDS_FILE, thresholds, info=info)
+        config.save(work / mf.CONFIG_FILE)
+        run = mf.publish(folder, {"preset": config.preset, "records": len(entries)})
+        log.info("model saved in %s (%.0f s)", run, time.perf_counter() - started)
+    distributed.barrier()
+    if rank.active:
+        distributed.shutdown()
     return run

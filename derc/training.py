@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from derc import distributed
 from derc.checkpoints import load_state, save_state
 from derc.config import StageConfig
 from derc.errors import ModelFolderError
@@ -80,6 +81,8 @@ class FitResult:
     best_val_loss: float = math.inf
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
+    # Per epoch: training seconds, seconds waiting for data, training images per second (all ranks).
+    speed: list[dict[str, float]] = field(default_factory=list)
 
 
 # --- RNG state -------------------------------------------------------------------------------------------
@@ -183,13 +186,14 @@ def _count(loader: Any, cap: int | None) -> int | None:
 
 
 def _train_epoch(ctx: _Context, epoch: int) -> float:
-    ctx.model.train()
+    ctx.trained.train()
     # Loaders that draw fresh data per epoch (e.g. derc.data.EpochLoader) learn the epoch here, so a
     # resumed run sees the same data as an uninterrupted one.
     if hasattr(ctx.train_loader, "set_epoch"):
         ctx.train_loader.set_epoch(epoch)
     total, seen = 0.0, 0
     cap = ctx.stage.max_steps_per_epoch
+    waited = 0.0  # seconds spent waiting for the loader (data time)
     bar = tqdm(
         ctx.train_loader,
         total=_count(ctx.train_loader, cap),
@@ -197,12 +201,18 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
         disable=not ctx.progress,
         leave=False,
     )
-    for step, (inputs, targets) in enumerate(bar):
-        if cap is not None and step >= cap:
+    batches = iter(bar)
+    step = 0
+    while cap is None or step < cap:
+        began = time.perf_counter()
+        try:
+            inputs, targets = next(batches)
+        except StopIteration:
             break
+        waited += time.perf_counter() - began
         with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
             inputs = _prepare(inputs, ctx.device, ctx.input_transform)
-            loss = ctx.loss_fn(ctx.model(inputs), targets.to(ctx.device, non_blocking=True))
+            loss = ctx.loss_fn(ctx.trained(inputs), targets.to(ctx.device, non_blocking=True))
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"{ctx.name}: training loss is {value} at epoch {epoch}, step {step}")
@@ -212,10 +222,13 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
         ctx.scaler.update()
         total += value * len(inputs)
         seen += len(inputs)
+        step += 1
         bar.set_postfix(loss=f"{value:.4f}")
     bar.close()
     if seen == 0:
         raise ValueError(f"{ctx.name}: the training loader yielded no batches")
+    ctx.data_seconds = waited
+    ctx.train_images = seen
     return total / seen
 
 
@@ -262,6 +275,9 @@ class _Context:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     scaler: torch.amp.GradScaler
+    trained: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    data_seconds: float = 0.0  # last training epoch: time spent waiting for batches
+    train_images: int = 0  # last training epoch: images seen by this process
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------
@@ -371,7 +387,9 @@ def fit(
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
+        trained=distributed.wrap(model, device),
     )
+    main = distributed.info().is_main
     stopper = EarlyStopping(stage.early_stopping_patience)
     result = FitResult()
     best = _cpu_copy(model.state_dict())
@@ -384,9 +402,12 @@ def fit(
             break
         began = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
-        train_loss = _train_epoch(ctx, epoch)
+        train_loss = distributed.mean(_train_epoch(ctx, epoch))
+        train_seconds = time.perf_counter() - began
         if val_loader is not None:
             val_loss, metrics = _evaluate(ctx, epoch)
+            # Every rank must take the same scheduling and stopping decisions.
+            val_loss = distributed.mean(val_loss)
             monitored = val_loss
         else:
             val_loss, metrics, monitored = math.nan, {}, train_loss
@@ -397,12 +418,23 @@ def fit(
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
         row |= {"seconds": round(time.perf_counter() - began, 3), **metrics}
         result.history.append(row)
-        _write_log(log_dir / f"{name}_log.csv", result.history)
-        _plot_curves(log_dir / f"{name}_curves.png", result.history, name)
-        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
-        logger.info("%s epoch %d/%d: %s", name, epoch, stage.epochs, shown)
-        if checkpoint_path is not None:
-            _save_checkpoint(Path(checkpoint_path), ctx, stopper, result, best, epoch)
+        result.speed.append(
+            {
+                "epoch": epoch,
+                "train_seconds": train_seconds,
+                "data_seconds": ctx.data_seconds,
+                "images_per_s": ctx.train_images * distributed.info().world_size / max(train_seconds, 1e-9),
+            }
+        )
+        if main:
+            _write_log(log_dir / f"{name}_log.csv", result.history)
+            _plot_curves(log_dir / f"{name}_curves.png", result.history, name)
+            shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
+            data_share = ctx.data_seconds / max(train_seconds, 1e-9)
+            logger.info("%s epoch %d/%d: %s data=%.0f%%", name, epoch, stage.epochs, shown, 100 * data_share)
+            if checkpoint_path is not None:
+                _save_checkpoint(Path(checkpoint_path), ctx, stopper, result, best, epoch)
+        distributed.barrier()
 
     result.stopped_early = stopper.should_stop
     if result.stopped_early:

@@ -1,0 +1,141 @@
+"""Accuracy benchmark: UNet + classifier vs classifier on raw images vs the clean-rendering ceiling.
+
+    python benchmarks/bench_accuracy.py [--preset medium] [--train 400] [--test 100] [--seed 0]
+    python benchmarks/bench_accuracy.py --smoke      # tiny preset, a handful of records (CI)
+
+On one fixed, seeded synthetic set (training records with signals; test records with one noisy page each,
+and the same records rendered clean) it trains three models (Config ``denoiser``/``clean_inputs``):
+``unet`` (DeRC), ``raw`` (denoiser "none": the classifier sees the grey levels of the noisy page) and
+``clean`` (denoiser "none", trained and tested on the renderer's clean traces: a perfect denoiser's ceiling).
+Each is run with run_model.py and scored with evaluate_model.py (macro F, per-class F); per-label AUROC
+comes from the model's probabilities on the same test images. Appends one line to benchmarks/results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, append_result, synth
+from sklearn.metrics import roc_auc_score
+
+from derc.config import get_preset
+from derc.images import load_record_images
+from derc.inference import DercModel
+from derc.labels import LABELS
+from derc.pipeline import train
+from derc.records import index_records, write_test_inputs
+from helper_code import get_image_files, load_images
+
+VARIANTS = {
+    "unet": {"denoiser": "unet", "clean_inputs": False},
+    "raw": {"denoiser": "none", "clean_inputs": False},
+    "clean": {"denoiser": "none", "clean_inputs": True},
+}
+
+
+def _script(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def aurocs(model_folder: Path, test: Path) -> dict[str, float]:
+    """Per-label AUROC of the model's probabilities on the test records' images (labels with both classes)."""
+    model = DercModel.load(model_folder)
+    entries = index_records(test, sorted(p.stem for p in test.glob("*.hea")))
+    probs, truth = [], []
+    for entry in entries:
+        images = load_record_images(entry.path, get_image_files(entry.path), load_images)
+        probs.append(model.probabilities(model.denoise(images)))
+        truth.append(entry.labels)
+    y, p = np.array(truth), np.array(probs)
+    return {name: float(roc_auc_score(y[:, j], p[:, j])) for j, name in enumerate(LABELS) if 0 < y[:, j].sum() < len(y)}
+
+
+def evaluate(variant: str, work: Path, config, train_dir: Path, test_dir: Path, env: dict[str, str]) -> dict:
+    model = work / f"model-{variant}"
+    inputs = work / f"test_input-{test_dir.name}"
+    if not inputs.is_dir():
+        write_test_inputs(test_dir, inputs)
+    started = time.perf_counter()
+    train(train_dir, sorted(p.stem for p in train_dir.glob("*.hea")), model, config=config, verbose=False)
+    train_s = time.perf_counter() - started
+    outputs = work / f"outputs-{variant}"
+    started = time.perf_counter()
+    _script(["run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"], env)
+    run_s = time.perf_counter() - started
+    table = work / f"per_class-{variant}.csv"
+    text = _script(["evaluate_model.py", "-d", str(test_dir), "-o", str(outputs), "-tb", str(table)], env)
+    macro_f = float(re.search(r"F-measure:\s*([-\d.na]+)", text).group(1))
+    with open(table, newline="") as handle:
+        per_class_f = {row[0]: float(row[1]) for row in csv.reader(handle) if len(row) >= 2 and _number(row[1])}
+    auroc = aurocs(model, test_dir)
+    return {
+        "macro_f": macro_f,
+        "macro_auroc": float(np.mean(list(auroc.values()))) if auroc else float("nan"),
+        "per_class_f": per_class_f,
+        "per_label_auroc": auroc,
+        "train_s": round(train_s, 1),
+        "run_s": round(run_s, 1),
+    }
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--train", type=int, default=400, help="training records (validation is split off)")
+    parser.add_argument("--test", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dpi", type=float, default=100.0, help="dpi of the test images")
+    parser.add_argument("--variants", default="unet,raw,clean")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_accuracy")
+    parser.add_argument("--smoke", action="store_true", help="tiny preset, 10 training and 4 test records")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.preset, args.train, args.test, args.variants = "tiny", 10, 4, "unet,raw"
+        args.workdir = args.workdir.with_name("bench_accuracy_smoke")
+    work = args.workdir
+    base = get_preset(args.preset)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The data depend only on the seed and the sizes, so they are shared by every variant (and reruns).
+    tag = f"n{args.train}-{args.test}-s{args.seed}-dpi{args.dpi:g}"
+    train_dir = work / f"train-{tag}"
+    noisy_dir = work / f"test-{tag}"
+    synth(train_dir, args.train, args.seed)
+    synth(noisy_dir, args.test, args.seed + 10_000, images=1, dpi=args.dpi)
+    results = {}
+    for variant in args.variants.split(","):
+        clean = VARIANTS[variant]["clean_inputs"]
+        test_dir = noisy_dir
+        if clean:
+            test_dir = work / f"test-clean-{tag}"
+            synth(test_dir, args.test, args.seed + 10_000, images=1, dpi=args.dpi, clean=True)
+        config = replace(base, **VARIANTS[variant])
+        results[variant] = evaluate(variant, work, config, train_dir, Path(test_dir), env)
+        print(f"{variant}: macro F {results[variant]['macro_f']:.3f}, AUROC {results[variant]['macro_auroc']:.3f}")
+    append_result(
+        "accuracy",
+        {"preset": args.preset, "train": args.train, "test": args.test, "seed": args.seed, "smoke": args.smoke}
+        | {"variants": results},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Speed and memory benchmark: run_models latency, forward-pass FLOP/s vs the machine's, training and rendering.
+
+    python benchmarks/bench_speed.py [--presets tiny,small,medium,paper] [--records 5] [--rss-records 1000]
+    python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
+
+Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
+the share of it spent outside the UNet and classifier forward passes, the forward passes' FLOP/s (counted
+with FlopCounterMode) as a fraction of the dense fp32 matmul and conv FLOP/s measured in the same run,
+training throughput (images/s) of both stages on random batches, renderer images/s, peak RSS (and CUDA peak
+allocated memory), and RSS growth over many run_models calls. Models have random weights (speed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import append_result, current_rss_mb, peak_rss_mb, random_model, synth
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import team_code
+from derc.config import get_preset
+from derc.inference import DercModel
+from derc.losses import DiceFocalLoss
+from derc.pipeline import build_classifier_for, build_unet
+from derc.render import render_ecg
+from derc.render.layout import dpi_for_width
+from derc.signals import read_signal
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best_seconds(fn, device: torch.device, repeats: int) -> float:
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def hardware_flops(device: torch.device, size: int) -> dict[str, float]:
+    """Dense fp32 matmul FLOP/s and 3x3 conv FLOP/s (channels-last, 64 channels) on ``device``."""
+    a = torch.randn(size, size, device=device)
+    matmul = 2 * size**3 / _best_seconds(lambda: a @ a, device, 5)
+    conv = nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(4, 64, size // 8, size // 8, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            conv(x)
+        conv_flops = counter.get_total_flops() / _best_seconds(lambda: conv(x), device, 5)
+    return {"matmul_flops": matmul, "conv_flops": conv_flops}
+
+
+def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> dict[str, float]:
+    """Seconds, FLOPs and FLOP/s of one image through the UNet and the classifier."""
+    x = torch.rand(1, 3, *shape, device=model.device).contiguous(memory_format=torch.channels_last)
+    out = {}
+    with torch.inference_mode():
+        ink = model.unet.predict(x).contiguous(memory_format=torch.channels_last)
+        for name, net, inputs in (("unet", model.unet, x), ("classifier", model.classifier, ink)):
+            with FlopCounterMode(display=False) as counter:
+                net(inputs)
+            seconds = _best_seconds(lambda net=net, inputs=inputs: net(inputs), model.device, repeats)
+            out[f"{name}_s"] = seconds
+            out[f"{name}_gflop"] = counter.get_total_flops() / 1e9
+            out[f"{name}_flops"] = counter.get_total_flops() / seconds
+    return out
+
+
+def run_models_latency(model: DercModel, records: list[str], repeats: int) -> list[float]:
+    from derc.inference import Digitizer
+
+    digitizer = Digitizer.for_model(model)
+    team_code.run_models(records[0], digitizer, model, False)  # warm-up
+    times = []
+    for _ in range(repeats):
+        for record in records:
+            began = time.perf_counter()
+            team_code.run_models(record, digitizer, model, False)
+            _sync(model.device)
+            times.append(time.perf_counter() - began)
+    return times
+
+
+def training_throughput(config, device: torch.device, steps: int) -> dict[str, float]:
+    """Images/s of a training step (forward, backward, Adam) of each stage on random batches."""
+    h, w = config.image_height, config.image_width
+    out = {}
+    unet = build_unet(config).to(device).to(memory_format=torch.channels_last).train()
+    classifier = build_classifier_for(config).to(device).to(memory_format=torch.channels_last).train()
+    for name, net, batch, channels, loss_fn, target in (
+        ("unet", unet, config.unet.batch_size, 3, DiceFocalLoss(), lambda n: torch.rand(n, 1, h, w) > 0.9),
+        ("classifier", classifier, config.cls.batch_size, 1, nn.BCEWithLogitsLoss(), lambda n: torch.rand(n, 11)),
+    ):
+        batch = min(batch, 8) if device.type == "cpu" else batch
+        x = torch.rand(batch, channels, h, w, device=device).contiguous(memory_format=torch.channels_last)
+        y = target(batch).float().to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+        def step(net=net, x=x, y=y, optimizer=optimizer, loss_fn=loss_fn) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(net(x), y).backward()
+            optimizer.step()
+
+        out[f"train_{name}_images_per_s"] = batch / _best_seconds(step, device, steps)
+    return out
+
+
+def render_rate(config, record: str, count: int) -> float:
+    data = read_signal(record)
+    rng = np.random.default_rng(0)
+    dpi = dpi_for_width(config.image_width)
+    began = time.perf_counter()
+    for i in range(count):
+        render_ecg(data.signal, data.fs, layout=("3x4", "6x2", "12x1")[i % 3], dpi=dpi, rng=rng)
+    return count / (time.perf_counter() - began)
+
+
+def rss_growth(model: DercModel, records: list[str], calls: int) -> dict[str, float]:
+    from derc.inference import Digitizer
+
+    digitizer = Digitizer.for_model(model)
+    samples = []
+    for i in range(calls):
+        team_code.run_models(records[i % len(records)], digitizer, model, False)
+        if i % max(1, calls // 10) == 0 or i == calls - 1:
+            samples.append(current_rss_mb())
+    # Growth after the first tenth (allocator warm-up) to the end.
+    start = samples[1] if len(samples) > 1 else samples[0]
+    return {"rss_calls": calls, "rss_start_mb": start, "rss_end_mb": samples[-1]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="tiny,small,medium,paper")
+    parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--records", type=int, default=5, help="records timed per preset (1-2 for medium/paper on CPU)")
+    parser.add_argument("--rss-records", type=int, default=1000, help="run_models calls for the RSS check (tiny)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all CPUs)")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.presets, args.records, args.rss_records = "tiny", 2, 20
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_speed_"))
+    records = [str(tmp / "data" / r) for r in synth(tmp / "data", max(args.records, 2), 7, images=1, dpi=100.0)]
+    results: dict = {}
+    for device_name in args.devices.split(","):
+        device = torch.device(device_name)
+        hw = hardware_flops(device, 1024 if device.type == "cpu" and args.smoke else 2048)
+        results[device_name] = {"hardware": hw}
+        for preset in args.presets.split(","):
+            config = get_preset(preset)
+            big = preset in ("medium", "paper") and device.type == "cpu"
+            n = 1 if big else args.records
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            model = DercModel.load(random_model(tmp / f"model-{preset}", config), device=device)
+            fwd = forward_figures(model, (config.image_height, config.image_width), 1 if big else 3)
+            latency = run_models_latency(model, records[:n], 1)
+            p50 = float(np.percentile(latency, 50))
+            forward_s = fwd["unet_s"] + fwd["classifier_s"]
+            row = {
+                "latency_p50_s": p50,
+                "latency_p95_s": float(np.percentile(latency, 95)),
+                "outside_forward_share": max(0.0, 1 - forward_s / p50),
+                **fwd,
+                "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
+                "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
+                "render_images_per_s": render_rate(config, records[0], 1 if big else 4),
+                **training_throughput(config, device, 1 if big else 2),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+            if device.type == "cuda":
+                row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+            if preset == "tiny":
+                row |= rss_growth(model, records, args.rss_records)
+            results[device_name][preset] = row
+            print(
+                f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, outside forward {row['outside_forward_share']:.0%}, "
+                f"UNet {row['unet_of_matmul']:.0%} / classifier {row['classifier_of_matmul']:.0%} of matmul FLOP/s"
+            )
+    append_result("speed", {"smoke": args.smoke, "records": args.records, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Shared helpers of the benchmarks: results file, machine description, synthetic data, random models."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from derc import modelfolder as mf  # noqa: E402
+from derc.checkpoints import save_weights  # noqa: E402
+from derc.config import Config  # noqa: E402
+from derc.fileio import atomic_path  # noqa: E402
+from derc.pipeline import build_classifier_for, build_unet  # noqa: E402
+from derc.render import NoiseConfig, render_ecg, write_record_images  # noqa: E402
+from derc.synth.dataset import write_dataset  # noqa: E402
+from derc.thresholds import save_thresholds  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results.jsonl"
+LAYOUTS = ("3x4", "6x2", "12x1")
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def append_result(name: str, figures: dict[str, Any]) -> None:
+    """Print ``figures`` and append them (with time and machine) as one JSON line to the results file."""
+    row = {"benchmark": name, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **figures}
+    print(json.dumps(row, indent=1, default=float))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, default=float) + "\n")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def image_writer(count: int, dpi: float, *, clean: bool = False):
+    """A ``write_dataset`` image writer: noisy pages, or (``clean``) the renderer's clean trace images."""
+    if not clean:
+
+        def write_noisy(record_path: Path, signal: np.ndarray, fs: int, rng: np.random.Generator) -> list[str]:
+            return write_record_images(record_path, signal, fs, count=count, rng=rng, layouts=LAYOUTS, dpi=dpi)
+
+        return write_noisy
+
+    def write_clean(record_path: Path, signal: np.ndarray, fs: int, rng: np.random.Generator) -> list[str]:
+        names = []
+        for n in range(count):
+            layout = LAYOUTS[int(rng.integers(len(LAYOUTS)))]
+            rendering = render_ecg(signal, fs, layout=layout, dpi=dpi, rng=rng, noise=NoiseConfig().scaled(0.0))
+            name = f"{Path(record_path).name}-{n}.png"
+            ok, buffer = cv2.imencode(".png", cv2.cvtColor(rendering.clean, cv2.COLOR_GRAY2BGR))
+            assert ok
+            with atomic_path(Path(record_path).with_name(name)) as tmp:
+                tmp.write_bytes(buffer.tobytes())
+            names.append(name)
+        return names
+
+    return write_clean
+
+
+def synth(folder: Path, n: int, seed: int, *, images: int = 0, dpi: float = 100.0, clean: bool = False) -> list[str]:
+    """Synthetic labeled records (kept when ``folder`` already holds ``n`` headers)."""
+    if folder.is_dir() and len(list(folder.glob("*.hea"))) == n:
+        return sorted(p.stem for p in folder.glob("*.hea"))
+    writer = image_writer(images, dpi, clean=clean) if images else None
+    return write_dataset(folder, n, seed=seed, image_writer=writer, progress=False)
+
+
+def random_model(folder: Path, config: Config) -> Path:
+    """A model folder with untrained weights (for timing), published like a trained one."""
+    work = mf.work_dir(folder)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    save_weights(work / mf.UNET_FILE, build_unet(config))
+    save_weights(work / mf.CLASSIFIER_FILE, build_classifier_for(config))
+    save_thresholds(work / mf.THRESHOLDS_FILE, np.full(11, 0.5), info={"fallback": [], "validation_records": 0})
+    config.save(work / mf.CONFIG_FILE)
+    mf.publish(folder, {"preset": config.preset, "records": 0})
+    return folder
