@@ -59,4 +59,3 @@ def read_signal(record: str | os.PathLike[str]) -> RecordSignal:
     scale = np.array([_UNIT_TO_MV.get(str(u).strip().lower(), 1.0) for u in units], dtype=np.float32)
     signal = standardize_leads(data * scale, list(fields["sig_name"]), record=record)
     return RecordSignal(signal=signal, fs=fs, record=record)
-
