@@ -45,6 +45,8 @@ class PageFit:
     bx: float
     row_baselines_px: tuple[float, ...]  # refined 0-mV line of each layout row
     angle_deg: float
+    row_ax: tuple[float, ...] = ()  # per-row x scale and offset (perspective)
+    row_bx: tuple[float, ...] = ()
 
 
 def _as_ink(ink: np.ndarray) -> np.ndarray:
@@ -188,44 +190,59 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     return float(np.median(run)) if run.size else 1.0
 
 
-def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> tuple[float, float]:
-    """``x_px = ax * x_mm + bx`` from the rows' first and last ink (the calibration pulse or trace start, 10 s end)."""
-    h, w = ink.shape
-    ax0 = w / PAGE_WIDTH_MM
-    half = max(1, int(0.4 * pitch_mm * ay))
-    min_run = max(2, int(2.0 * ax0))
-    lefts, rights, pulse = [], [], []
-    for y in rows_px:
+def _row_ends(ink: np.ndarray, rows_px: np.ndarray, half: int, min_run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first and last column of long horizontal ink coverage near its baseline (NaN if none)."""
+    h, _ = ink.shape
+    lefts = np.full(rows_px.size, np.nan)
+    rights = np.full(rows_px.size, np.nan)
+    for r, y in enumerate(rows_px):
         lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
         if hi - lo < 2:
             continue
         has = ink[lo:hi].max(axis=0) > INK_THRESHOLD
-        padded = np.concatenate(([False], has, [False])).astype(np.int8)
-        d = np.diff(padded)
+        d = np.diff(np.concatenate(([0], has.astype(np.int8), [0])))
         starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
         long = (ends - starts + 1) >= min_run
-        if not long.any():
-            continue
-        left, right = int(starts[long][0]), int(ends[long][-1])
-        lefts.append(left)
-        rights.append(right)
-        # a calibration pulse rises ~10 mm right after the left end
-        top = int(max(0, y - 11.0 * ay))
-        seg = ink[top : int(min(h, y + 1)), left : left + max(2, int(3.0 * ax0))] > INK_THRESHOLD
-        pulse.append(seg.size > 0 and seg.sum(axis=0).max() >= 6.0 * ay)
-    if len(rights) == 0:
-        return ax0, 0.0
-    left_mm = CALIBRATION_LEFT_MM if np.mean(pulse) > 0.5 else TRACE_LEFT_MM
+        if long.any():
+            lefts[r], rights[r] = starts[long][0], ends[long][-1]
+    return lefts, rights
+
+
+def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v`` smoothed as a line in ``y`` (outliers dropped); NaNs filled; median when too few points."""
+    ok = np.isfinite(v)
+    if ok.sum() == 0:
+        return v
+    if ok.sum() < 3:
+        return np.full_like(v, np.median(v[ok]))
+    for _ in range(2):
+        coef = np.polyfit(y[ok], v[ok], 1)
+        res = np.abs(np.polyval(coef, y) - v)
+        keep = ok & (res <= max(2.0, 3.0 * np.median(res[ok])))
+        if keep.sum() < 3 or keep.sum() == ok.sum():
+            break
+        ok = keep
+    return np.polyval(coef, y)
+
+
+def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``x_px = ax * x_mm + bx`` from the trace's first and last ink (0 s and 10 s), lines across rows.
+
+    The ink holds only waveforms (no calibration pulse), so each row's ends anchor its time axis; fitting the
+    ends as lines in the row's y absorbs rotation residue and perspective.
+    """
+    ax0 = ink.shape[1] / PAGE_WIDTH_MM
+    half = max(1, int(0.4 * pitch_mm * ay))
+    lefts, rights = _row_ends(ink, rows_px, half, max(2, int(2.0 * ax0)))
     radius = max(0.0, (_pen_width(ink, rows_px, half) - 2.0) / 2.0)  # ends include the pen cap (less AA fringe)
-    left_px, right_px = float(np.median(lefts)) + radius, float(np.median(rights)) - radius
-    ax = (right_px - left_px) / (TRACE_RIGHT_MM - left_mm)
-    ax_prior = ax0 * ay / (h / PAGE_HEIGHT_MM)  # same relative scale as the rows
-    if abs(ax / ax_prior - 1.0) < 0.01:  # ends are blurry to a px or two: trust the row scale
-        ax = ax_prior
-    bx = 0.5 * (right_px + left_px - ax * (TRACE_RIGHT_MM + left_mm))
-    if not (0.85 * ax0 < ax < 1.15 * ax0) or abs(bx) > 25.0 * ax0:
-        return ax0, 0.0
-    return float(ax), float(bx)
+    left = _robust_line(rows_px, lefts + radius)
+    right = _robust_line(rows_px, rights - radius)
+    ax = (right - left) / (TRACE_RIGHT_MM - TRACE_LEFT_MM)
+    bx = left - ax * TRACE_LEFT_MM
+    bad = ~np.isfinite(ax) | (ax < 0.85 * ax0) | (ax > 1.15 * ax0) | (np.abs(bx) > 25.0 * ax0)
+    ax = np.where(bad, ax0, ax)
+    bx = np.where(bad, 0.0, bx)
+    return ax, bx
 
 
 def _fit_page(ink: np.ndarray, layout: str | None, angle: float) -> PageFit:
@@ -239,62 +256,129 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float) -> PageFit:
     base = np.asarray(lay.row_baselines_mm())
     rows_px = np.where(np.isfinite(rows), rows, ay * base + by)
     ax, bx = _fit_x(ink, rows_px, ay, lay.row_pitch_mm)
-    return PageFit(name, ay, by, ax, bx, tuple(float(v) for v in rows_px), angle)
+    return PageFit(
+        name,
+        ay,
+        by,
+        float(np.median(ax)),
+        float(np.median(bx)),
+        tuple(float(v) for v in rows_px),
+        angle,
+        tuple(float(v) for v in ax),
+        tuple(float(v) for v in bx),
+    )
+
+
+def _viterbi(unary: np.ndarray, step: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    """Cheapest path per row through (N, R, K) unary costs; moving between window pixels k and k+1 in
+    column i costs ``step[i, r, k]`` (so vertical strokes follow the ink); at ``resets`` any jump is free.
+
+    Returns (N, R) window indices.
+    """
+    n, r, k = unary.shape
+    cum = np.zeros((n, r, k), dtype=np.float32)
+    np.cumsum(step[:, :, :-1], axis=2, out=cum[:, :, 1:])
+    idx = np.arange(k, dtype=np.int32)[None, :]
+    ptr = np.empty((n, r, k), dtype=np.int32)
+    d = unary[0].copy()
+    ptr[0] = idx
+    rr = np.arange(r)
+    for i in range(1, n):
+        c = cum[i]
+        m_dn = d - c  # coming from above (y' <= y): d[y'] - c[y'] + c[y]
+        run_dn = np.minimum.accumulate(m_dn, axis=1)
+        arg_dn = np.maximum.accumulate(np.where(m_dn <= run_dn, idx, 0), axis=1)
+        m_up = (d + c)[:, ::-1]  # coming from below (y' >= y): d[y'] + c[y'] - c[y]
+        run_up = np.minimum.accumulate(m_up, axis=1)
+        arg_up = k - 1 - np.maximum.accumulate(np.where(m_up <= run_up, idx, 0), axis=1)
+        from_dn, from_up = run_dn + c, run_up[:, ::-1] - c
+        use_up = from_up < from_dn
+        ptr[i] = np.where(use_up, arg_up[:, ::-1], arg_dn)
+        best = np.where(use_up, from_up, from_dn)
+        if resets[i].any():  # a new panel starts: any jump is free
+            j = d.argmin(axis=1)
+            ptr[i] = np.where(resets[i][:, None], j[:, None], ptr[i])
+            best = np.where(resets[i][:, None], d[rr, j][:, None], best)
+        d = unary[i] + best
+    path = np.empty((n, r), dtype=np.int32)
+    path[-1] = d.argmin(axis=1)
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = ptr[i, rr, path[i]]
+    return path
+
+
+def _dp_runs(
+    win: np.ndarray, lo: np.ndarray, pitch_px: float, pen: float, resets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Assign ink to rows jointly: (mask of each row's own ink, top, bottom) of the run its path is on (-1 if none).
+
+    A first pass traces each row alone; the second pass makes ink near the other rows' paths costly and
+    removes it from this row's runs, so touching QRS complexes of neighbouring rows stay apart.
+    """
+    n, r, k = win.shape
+    centre = (k - 1) / 2.0
+    band = np.maximum(0.0, np.abs(np.arange(k) - centre) - 0.5 * pitch_px) / pitch_px
+    band = (0.3 * band).astype(np.float32)[None, None, :]
+    ink = np.clip(win / 0.5, 0.0, 1.0)  # anti-aliased thin strokes count as ink
+    # vertical moves are cheap along ink of this or the previous column (a steep stroke may straddle them)
+    both = np.maximum(win, np.concatenate([win[:1], win[:-1]], axis=0))
+    step = (0.01 + 1.0 - np.clip(both / 0.3, 0.0, 1.0)).astype(np.float32)
+    step = np.minimum(step[:, :, :-1], step[:, :, 1:]) if k > 1 else step
+    step = np.concatenate([step, np.zeros((n, r, 1), np.float32)], axis=2)
+    unary = (1.0 - ink) + band
+    path = _viterbi(unary, step, resets)
+    mask = win > INK_THRESHOLD
+    if r > 1:
+        y_img = path + lo[None, :]  # (N, R)
+        reach = int(np.ceil(0.5 * pen + 1.0))
+        # window index of every other row's path in each row's window; mark +-reach with a difference array
+        pos = y_img[:, :, None] - lo[None, None, :]  # (N, other, R)
+        ni, oi, ti = np.meshgrid(np.arange(n), np.arange(r), np.arange(r), indexing="ij")
+        keep = (oi != ti) & (pos + reach >= 0) & (pos - reach < k)
+        diff = np.zeros((n, r, k + 1), dtype=np.int16)
+        np.add.at(diff, (ni[keep], ti[keep], np.clip(pos[keep] - reach, 0, k)), 1)
+        np.add.at(diff, (ni[keep], ti[keep], np.clip(pos[keep] + reach + 1, 0, k)), -1)
+        claimed = np.cumsum(diff, axis=2)[:, :, :k] > 0
+        unary = unary + 0.6 * claimed
+        path = _viterbi(unary, step, resets)
+    else:
+        claimed = np.zeros_like(mask)
+    start, end = _run_ends(mask, axis=2)
+    ni, ri = np.meshgrid(np.arange(n), np.arange(r), indexing="ij")
+    on = mask[ni, ri, path]
+    top, bot = start[ni, ri, path], end[ni, ri, path]
+    # a run that reaches another row's trace is ambiguous (touching QRS): keep it to a pen width beyond
+    # this row's own path over columns i-1..i+1; other runs keep their full extent (apexes)
+    ccum = np.concatenate([np.zeros((n, r, 1), np.int32), np.cumsum(claimed, axis=2, dtype=np.int32)], axis=2)
+    touched = (ccum[ni, ri, bot + 1] - ccum[ni, ri, top]) > 0
+    prev, nxt = np.roll(path, 1, axis=0), np.roll(path, -1, axis=0)
+    prev[0], nxt[-1] = path[0], path[-1]
+    slack = int(np.ceil(pen)) + 2
+    top = np.where(touched, np.maximum(top, np.minimum(np.minimum(prev, nxt), path) - slack), top)
+    bot = np.where(touched, np.minimum(bot, np.maximum(np.maximum(prev, nxt), path) + slack), bot)
+    top = np.where(on, top, -1)
+    bot = np.where(on, bot, -1)
+    return mask, top, bot
 
 
 def _trace_rows(
-    ink: np.ndarray, rows_px: np.ndarray, pitch_px: float, c0: int, c1: int, resets: np.ndarray
+    ink: np.ndarray, rows_px: np.ndarray, pitch_px: float, ppmm: float, c0: int, c1: int, resets: np.ndarray, pen: float
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Follow each row's trace from column c0 to c1 (exclusive); (x, y) centre-line points per row, sorted by x."""
     h, _ = ink.shape
-    half = max(2, round(0.95 * pitch_px))
+    half = max(2, round(max(pitch_px, 32.0 * ppmm)))  # tall QRS reach well into the next rows in 12x1
     hw = 2 * half + 1
     lo = np.rint(rows_px).astype(np.int64) - half
     yw = lo[:, None] + np.arange(hw)[None, :]  # (R, hw) image rows of each window
     outside = (yw < 0) | (yw >= h)
     win = ink[np.clip(yw, 0, h - 1)][:, :, c0:c1]  # (R, hw, N)
     win = np.where(outside[:, :, None], 0.0, win)
-    win = np.ascontiguousarray(np.transpose(win, (2, 0, 1)))  # (N, R, hw)
-    mask = win > INK_THRESHOLD
-    start, end = _run_ends(mask, axis=2)
+    win = np.ascontiguousarray(np.transpose(win, (2, 0, 1)), dtype=np.float32)  # (N, R, hw)
+    mask, top, bot = _dp_runs(win, lo, pitch_px, pen, resets)
     wsum = np.cumsum(np.where(mask, win, 0.0), axis=2, dtype=np.float64)
     ysum = np.cumsum(np.where(mask, win * np.arange(hw), 0.0), axis=2, dtype=np.float64)
-
     n, r = mask.shape[0], mask.shape[1]
-    k = np.arange(hw, dtype=np.float64)[None, :]
-    centre = float(half)
-    tol = max(1.5, 0.6 * pitch_px / 14.5)  # ~0.6 mm of slack between consecutive runs
-    top = np.full((n, r), -1, dtype=np.int64)
-    bot = np.full((n, r), -1, dtype=np.int64)
-    prev_t = np.full(r, centre)
-    prev_b = np.full(r, centre)
-    gap = np.zeros(r)
     rr = np.arange(r)
-    for i in range(n):
-        if resets[i]:
-            prev_t[:] = centre - tol
-            prev_b[:] = centre + tol
-            gap[:] = 8.0
-        m = mask[i]
-        st, en = start[i], end[i]
-        # the trace continues in every run touching the previous column's run (steep strokes may split)
-        over = m & (st <= (prev_b + tol)[:, None]) & (en >= (prev_t - tol)[:, None])
-        has_over = over.any(axis=1)
-        top_o = over.argmax(axis=1)
-        bot_o = hw - 1 - over[:, ::-1].argmax(axis=1)
-        # otherwise (after a gap) the nearest run, within a tolerance that grows with the gap
-        dist = np.where(m, np.maximum(np.maximum(prev_t[:, None] - k, k - prev_b[:, None]), 0.0), np.inf)
-        j = dist.argmin(axis=1)
-        best = dist[rr, j]
-        near = np.isfinite(best) & (best <= tol * (1.0 + 2.0 * gap))
-        ok = has_over | near
-        s = np.where(has_over, top_o, st[rr, j])
-        e = np.where(has_over, bot_o, en[rr, j])
-        top[i] = np.where(ok, s, -1)
-        bot[i] = np.where(ok, e, -1)
-        prev_t = np.where(ok, s, prev_t)
-        prev_b = np.where(ok, e, prev_b)
-        gap = np.where(ok, 0.0, gap + 1.0)
     valid = top >= 0
     ti, bi = np.clip(top, 0, hw - 1), np.clip(bot, 0, hw - 1)
     ni, ri = np.meshgrid(np.arange(n), rr, indexing="ij")
@@ -328,29 +412,6 @@ def _trace_rows(
     return points
 
 
-def _pulse_baselines(ink: np.ndarray, rows_px: np.ndarray, fit: PageFit) -> np.ndarray:
-    """Per row, the y of the calibration pulse's flat feet (drawn at exactly 0 mV), or NaN when absent."""
-    h, _ = ink.shape
-    feet_mm = np.concatenate(
-        [np.linspace(0.25, 0.75, 3) + CALIBRATION_LEFT_MM, np.linspace(0.25, 0.75, 3) + TRACE_LEFT_MM - 1.0]
-    )
-    cols = np.unique(np.rint(fit.ax * feet_mm + fit.bx).astype(np.int64))
-    cols = cols[(cols >= 0) & (cols < ink.shape[1])]
-    half = max(1, round(1.5 * fit.ay))
-    out = np.full(rows_px.size, np.nan)
-    for r, y in enumerate(rows_px):
-        lo, hi = int(y) - half, int(y) + half + 1
-        if cols.size < 2 or lo < 0 or hi > h:
-            continue
-        w = np.where(ink[lo:hi, cols] > INK_THRESHOLD, ink[lo:hi, cols], 0.0)
-        mass = w.sum(axis=0)
-        if (mass > 0).sum() < max(2, cols.size // 2):
-            continue
-        centres = (w * np.arange(lo, hi)[:, None]).sum(axis=0)[mass > 0] / mass[mass > 0]
-        out[r] = float(np.median(centres))
-    return out
-
-
 def _mode(values: np.ndarray) -> float:
     """Isoelectric level: the densest value (1-px bins, lightly smoothed), refined by a local median."""
     lo = np.floor(values.min())
@@ -371,7 +432,7 @@ def digitize(
     num_samples: int,
     leads: Sequence[str],
     layout: str | None = None,
-    fill: float = 0.0,
+    fill: float = np.nan,
 ) -> np.ndarray:
     """Recover the ECG from an ink-probability page (1 = waveform ink), as ``(num_samples, len(leads))`` float32 mV.
 
@@ -379,8 +440,8 @@ def digitize(
     and a small rotation. ``layout`` (``3x4``, ``6x2``, ``12x1``) is detected when None. Each panel is
     placed in its lead's time window, relative to its isoelectric level (the mode of the trace). Lead II is
     taken from the 10 s rhythm strip when the layout has one. Samples outside the shown window(s), beyond
-    10 s, of leads unknown to the layout, or of panels where no trace was found are ``fill`` (0.0; pass
-    ``np.nan`` to leave them out of the Challenge's SNR instead of counting them as zero).
+    10 s, of leads unknown to the layout, or of panels where no trace was found are ``fill`` (NaN by
+    default: the Challenge's SNR leaves NaN samples out and scales by the kept fraction, which beats zeros).
     """
     if num_samples < 0 or fs <= 0:
         raise ValueError("need fs > 0 and num_samples >= 0")
@@ -394,21 +455,21 @@ def digitize(
     lay: PageLayout = page_layout(fit.layout)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
-    c0 = int(max(0, np.floor(fit.ax * TRACE_LEFT_MM + fit.bx)))
-    c1 = int(min(w, np.ceil(fit.ax * TRACE_RIGHT_MM + fit.bx) + 1))
+    row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
+    c0 = int(max(0, np.floor(np.min(row_ax * TRACE_LEFT_MM + row_bx)) - 1))
+    c1 = int(min(w, np.ceil(np.max(row_ax * TRACE_RIGHT_MM + row_bx)) + 2))
     if c1 - c0 < 4:
         return out
-    resets = np.zeros(c1 - c0, dtype=bool)
+    resets = np.zeros((c1 - c0, rows_px.size), dtype=bool)
     for p in lay.panels:
-        resets[int(np.clip(round(fit.ax * p.x_mm + fit.bx) - c0, 0, c1 - c0 - 1))] = True
+        resets[int(np.clip(round(row_ax[p.row] * p.x_mm + row_bx[p.row]) - c0, 0, c1 - c0 - 1)), p.row] = True
 
     index = _lead_index(leads)
     rhythm = {p.lead.lower() for p in lay.panels if p.t_end - p.t_start >= 10.0 - 1e-6 and len(lay.panels) > 12}
     pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
-    points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, c0, c1, resets)
+    points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, fit.ay, c0, c1, resets, pen)
     mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
     edge = 1.0 + 0.5 * pen
-    pulse = _pulse_baselines(ink, rows_px, fit)
     for p in lay.panels:
         col = index.get(p.lead.lower())
         if col is None:
@@ -416,15 +477,16 @@ def digitize(
         if p.lead.lower() in rhythm and p.t_end - p.t_start < 10.0 - 1e-6:
             continue  # the rhythm strip supplies this lead
         xs, ys = points[p.row]
-        x_lo, x_hi = fit.ax * p.x_mm + fit.bx, fit.ax * (p.x_mm + p.width_mm) + fit.bx
+        ax = row_ax[p.row]
+        x_lo, x_hi = ax * p.x_mm + row_bx[p.row], ax * (p.x_mm + p.width_mm) + row_bx[p.row]
         # where two panels meet, both pens overlap for about a pen width: keep clear of it
         inner_lo = x_lo + (edge if p.x_mm > TRACE_LEFT_MM + 1e-6 else -0.5)
         inner_hi = x_hi - (edge if p.x_mm + p.width_mm < TRACE_RIGHT_MM - 1e-6 else -0.5)
         sel = (xs >= inner_lo) & (xs <= inner_hi)
         if sel.sum() < 4:
             continue
-        t = p.t_start + (xs[sel] - x_lo) / (fit.ax * PAPER_SPEED_MM_PER_S)
-        zero = pulse[p.row] if np.isfinite(pulse[p.row]) else _mode(ys[sel])
+        t = p.t_start + (xs[sel] - x_lo) / (ax * PAPER_SPEED_MM_PER_S)
+        zero = _mode(ys[sel])
         v = (zero - ys[sel]) * mm_per_px_y
         n0 = int(np.ceil(p.t_start * fs - 1e-9))
         n1 = min(num_samples, int(np.ceil(p.t_end * fs - 1e-9)))
