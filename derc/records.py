@@ -13,7 +13,8 @@ import numpy as np
 import wfdb
 
 from derc.errors import DercError
-from derc.labels import encode
+from derc.fileio import write_atomic, write_text_atomic
+from derc.labels import LABELS, encode
 from derc.signals import has_signal_files
 
 log = logging.getLogger("derc")
@@ -79,7 +80,22 @@ def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -
         log.warning("skipped %d record(s) without a '# Labels:' line", unlabeled)
     if not entries:
         raise DercError(f"no usable training records in {data_folder} (need labeled records with signals or images)")
+    absent = absent_labels(entries)
+    if absent:
+        log.warning(
+            "label(s) never present in the training records: %s; the model cannot learn them and they keep the "
+            "fallback threshold 0.5",
+            ", ".join(absent),
+        )
     return entries
+
+
+def absent_labels(entries: Sequence[RecordEntry]) -> list[str]:
+    """Labels (in LABELS order) that no entry carries."""
+    if not entries:
+        return list(LABELS)
+    counts = np.sum([entry.labels for entry in entries], axis=0)
+    return [name for name, count in zip(LABELS, counts) if count == 0]
 
 
 def split_entries(
@@ -112,11 +128,10 @@ def write_test_inputs(
         lines = header.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if not line.strip().lower().startswith("# labels:")]
         out = target / f"{record}.hea"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("\n".join(kept) + "\n", encoding="utf-8")
         entry_images = _comment_values([line[1:] for line in lines if line.startswith("#")], "Image") or []
-        for name in entry_images:
+        for name in entry_images:  # images first: a header only appears once its images are complete
             image = header.parent / name
             if image.is_file():
-                shutil.copy2(image, out.parent / name)
+                write_atomic(out.parent / name, lambda tmp, image=image: shutil.copyfile(image, tmp))
+        write_text_atomic(out, "\n".join(kept) + "\n")
     return list(records)
