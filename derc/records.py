@@ -15,7 +15,7 @@ import wfdb
 from derc.errors import DercError
 from derc.fileio import write_atomic, write_text_atomic
 from derc.labels import LABELS, encode
-from derc.signals import has_signal_files
+from derc.signals import signal_problem
 
 log = logging.getLogger("derc")
 
@@ -26,6 +26,7 @@ class RecordEntry:
     labels: np.ndarray  # multi-hot over LABELS
     image_files: tuple[str, ...]  # as listed in "# Image:", relative to the header's folder
     has_signal: bool
+    signal_problem: str | None = None  # why the signal is unusable (None when usable or simply absent)
 
     @property
     def name(self) -> str:
@@ -56,7 +57,15 @@ def read_entry(record: str | os.PathLike[str]) -> RecordEntry | None:
     for warning in caught:
         log.warning("%s", warning.message)
     images = tuple(_comment_values(comments, "Image") or ())
-    return RecordEntry(path=record, labels=vector, image_files=images, has_signal=has_signal_files(record))
+    problem = signal_problem(record)
+    absent = problem is not None and problem.startswith(("signal file(s) missing", "no signal files"))
+    return RecordEntry(
+        path=record,
+        labels=vector,
+        image_files=images,
+        has_signal=problem is None,
+        signal_problem=None if absent else problem,
+    )
 
 
 def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -> list[RecordEntry]:
@@ -72,8 +81,12 @@ def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -
         if entry is None:
             unlabeled += 1
             continue
+        if entry.signal_problem is not None:
+            use = "using its images only" if entry.image_files else "skipping it"
+            log.warning("record %s: signal unusable (%s); %s", record, entry.signal_problem, use)
         if not entry.has_signal and not entry.image_files:
-            log.warning("skipping record %s: neither signal files nor images", record)
+            if entry.signal_problem is None:
+                log.warning("skipping record %s: neither signal files nor images", record)
             continue
         entries.append(entry)
     if unlabeled:

@@ -29,7 +29,7 @@ from derc.signals import read_signal
 from derc.synth import synthesize
 
 CONFIG = get_preset("tiny")
-LABELED = 14  # records below that carry a '# Labels:' line
+USABLE = 14  # labeled records below whose signal can be used
 
 
 @contextmanager
@@ -96,6 +96,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(root, "emptylabels", ecg(["NORM"], 26), 500, leads, "")  # labeled with no diagnosis: all negative
     write(root, "unlabeled0", ecg(["NORM"], 27), 500, leads, None)
     write(root, "unlabeled1", ecg(["NORM"], 28), 500, leads, None)
+    write(root, "truncated", ecg(["NORM"], 29), 500, leads, "NORM")
+    data = (root / "truncated.dat").read_bytes()
+    (root / "truncated.dat").write_bytes(data[: len(data) // 3])  # e.g. an interrupted copy
+    write(root, "unnamed", ecg(["NORM"], 31), 500, [f"ch{i}" for i in range(12)], "NORM")
     return root
 
 
@@ -129,8 +133,7 @@ def check_data_path(entries: list[RecordEntry]) -> None:
 
 def test_the_odd_folder_trains_to_a_working_model(trained: dict[str, object], folder: Path) -> None:
     manifest = json.loads((trained["model"] / mf.MANIFEST).read_text())
-    assert manifest["records"] == LABELED
-    assert "skipping record" not in trained["log"]
+    assert manifest["records"] == USABLE
     model = DercModel.load(trained["model"], device=torch.device("cpu"))
     image = np.full((300, 400, 3), 255, np.uint8)
     assert set(model.classify([image])) <= set(LABELS)
@@ -193,3 +196,12 @@ def test_a_label_absent_from_training_gets_the_fallback_threshold(trained: dict[
     thresholds = json.loads(mf.resolve(trained["model"])[mf.THRESHOLDS_FILE].read_text())
     assert "PAC" in thresholds["info"]["fallback"]
     assert thresholds["thresholds"][LABELS.index("PAC")] == 0.5
+
+
+def test_a_truncated_or_unnamed_signal_is_reported_and_skipped(trained: dict[str, object], folder: Path) -> None:
+    truncated, unnamed = entry(folder, "truncated"), entry(folder, "unnamed")
+    assert not truncated.has_signal and "truncated" in truncated.signal_problem
+    assert not unnamed.has_signal and "standard 12-lead name" in unnamed.signal_problem
+    assert "record truncated: signal unusable (signal file truncated.dat is truncated" in trained["log"]
+    assert "record unnamed: signal unusable (none of its leads" in trained["log"]
+    assert trained["log"].count("skipping it") == 2
