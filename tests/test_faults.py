@@ -177,7 +177,7 @@ def test_a_folder_with_20_percent_broken_records(
     broken = break_records(inputs, [records[3], records[7]])  # 2 of 10
 
     out = tmp_path / "with_f"
-    call(run_model, "-d", inputs, "-m", reference, "-o", out, "-f", threads=2)
+    call(run_model, "-d", inputs, "-m", reference, "-o", out, "-f")
     for record in records:
         text = (out / f"{record}.hea").read_text()
         assert ("# Labels:" in text) == (record not in broken), record
@@ -188,7 +188,7 @@ def test_a_folder_with_20_percent_broken_records(
 
     out = tmp_path / "without_f"
     with pytest.raises(RecordError) as caught:
-        call(run_model, "-d", inputs, "-m", reference, "-o", out, threads=2)
+        call(run_model, "-d", inputs, "-m", reference, "-o", out)
     assert caught.value.record == str(inputs / records[3])
     assert str(caught.value).startswith(f"record {inputs / records[3]}:") and broken[records[3]] in str(caught.value)
     assert all("# Labels:" in (out / f"{r}.hea").read_text() for r in records[:3])
@@ -236,5 +236,5 @@ def test_run_model_killed_half_way_leaves_valid_outputs(data: dict[str, Path], r
         extra = written[len(source) :].strip().splitlines()
         assert len(extra) == 1 and extra[0].startswith("# Labels:")
         assert helper_code.load_labels(str(out / record)) is not None
-    call(run_model, "-d", inputs, "-m", reference, "-o", out, threads=2)  # running again completes every record
+    call(run_model, "-d", inputs, "-m", reference, "-o", out)  # running again completes every record
     assert sorted(labelled()) == records
