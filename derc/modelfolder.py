@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ UNET_FILE = "unet.pt"
 CLASSIFIER_FILE = "classifier.pt"
 THRESHOLDS_FILE = "thresholds.json"
 MODEL_FILES = (CONFIG_FILE, UNET_FILE, CLASSIFIER_FILE, THRESHOLDS_FILE)
+RUN_NAME = re.compile(r"run-[A-Za-z0-9_.-]+")  # no separators; "run-" rules out "." and ".."
 
 
 def sha256(path: Path) -> str:
@@ -41,6 +43,14 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` (symlinks followed) lies inside ``folder``."""
+    try:
+        return path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return False
 
 
 def work_dir(folder: str | os.PathLike[str]) -> Path:
@@ -91,15 +101,23 @@ def resolve(folder: str | os.PathLike[str]) -> dict[str, Path]:
         )
     run_name = manifest.get("current")
     files = manifest.get("files")
-    if not isinstance(run_name, str) or "/" in run_name or "\\" in run_name or not isinstance(files, dict):
-        raise ModelFolderError(f"{manifest_path} is malformed")
+    if not isinstance(run_name, str) or not isinstance(files, dict):
+        raise ModelFolderError(f"{manifest_path} is malformed (needs 'current' and 'files')")
+    if not RUN_NAME.fullmatch(run_name):
+        raise ModelFolderError(f"{manifest_path} names the run folder {run_name!r}; expected run-<id> inside {folder}")
     run = folder / run_name
     paths = {}
     for name in MODEL_FILES:
         path = run / name
         if not path.is_file():
             raise ModelFolderError(f"model file {path} is missing")
-        if sha256(path) != files.get(name):
+        if not _inside(path, folder):
+            raise ModelFolderError(f"model file {path} resolves to {path.resolve()}, outside the model folder")
+        try:
+            digest = sha256(path)
+        except OSError as error:
+            raise ModelFolderError(f"model file {path} cannot be read: {error}") from error
+        if digest != files.get(name):
             raise ModelFolderError(f"model file {path} does not match its manifest hash (truncated or modified)")
         paths[name] = path
     return paths

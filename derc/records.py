@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from derc.errors import DercError
-from derc.labels import encode
+from derc.fileio import write_atomic, write_text_atomic
+from derc.labels import LABELS, encode
+from derc.signals import signal_problem
 
 log = logging.getLogger("derc")
 
@@ -23,6 +25,7 @@ class RecordEntry:
     labels: np.ndarray  # multi-hot over LABELS
     image_files: tuple[str, ...]  # as listed in "# Image:", relative to the header's folder
     has_signal: bool
+    signal_problem: str | None = None  # why the signal is unusable (None when usable or simply absent)
 
     @property
     def name(self) -> str:
@@ -59,7 +62,7 @@ def _header_parts(record: str) -> tuple[list[str], list[str]]:
 def read_entry(record: str | os.PathLike[str]) -> RecordEntry | None:
     """Entry of one record, or None when its header has no ``# Labels:`` line."""
     record = str(record)
-    files, comments = _header_parts(record)
+    _, comments = _header_parts(record)
     labels = _comment_values(comments, "Labels")
     if labels is None:
         return None
@@ -69,9 +72,15 @@ def read_entry(record: str | os.PathLike[str]) -> RecordEntry | None:
     for warning in caught:
         log.warning("%s", warning.message)
     images = tuple(_comment_values(comments, "Image") or ())
-    folder = Path(record).parent
-    has_signal = bool(files) and all((folder / name).is_file() for name in set(files))
-    return RecordEntry(path=record, labels=vector, image_files=images, has_signal=has_signal)
+    problem = signal_problem(record)
+    absent = problem is not None and problem.startswith(("signal file(s) missing", "no signal files"))
+    return RecordEntry(
+        path=record,
+        labels=vector,
+        image_files=images,
+        has_signal=problem is None,
+        signal_problem=None if absent else problem,
+    )
 
 
 def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -> list[RecordEntry]:
@@ -87,15 +96,34 @@ def index_records(data_folder: str | os.PathLike[str], records: Sequence[str]) -
         if entry is None:
             unlabeled += 1
             continue
+        if entry.signal_problem is not None:
+            use = "using its images only" if entry.image_files else "skipping it"
+            log.warning("record %s: signal unusable (%s); %s", record, entry.signal_problem, use)
         if not entry.has_signal and not entry.image_files:
-            log.warning("skipping record %s: neither signal files nor images", record)
+            if entry.signal_problem is None:
+                log.warning("skipping record %s: neither signal files nor images", record)
             continue
         entries.append(entry)
     if unlabeled:
         log.warning("skipped %d record(s) without a '# Labels:' line", unlabeled)
     if not entries:
         raise DercError(f"no usable training records in {data_folder} (need labeled records with signals or images)")
+    absent = absent_labels(entries)
+    if absent:
+        log.warning(
+            "label(s) never present in the training records: %s; the model cannot learn them and they keep the "
+            "fallback threshold 0.5",
+            ", ".join(absent),
+        )
     return entries
+
+
+def absent_labels(entries: Sequence[RecordEntry]) -> list[str]:
+    """Labels (in LABELS order) that no entry carries."""
+    if not entries:
+        return list(LABELS)
+    counts = np.sum([entry.labels for entry in entries], axis=0)
+    return [name for name, count in zip(LABELS, counts) if count == 0]
 
 
 def split_entries(
@@ -128,11 +156,10 @@ def write_test_inputs(
         lines = header.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if not line.strip().lower().startswith("# labels:")]
         out = target / f"{record}.hea"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("\n".join(kept) + "\n", encoding="utf-8")
         entry_images = _comment_values([line[1:] for line in lines if line.startswith("#")], "Image") or []
-        for name in entry_images:
+        for name in entry_images:  # images first: a header only appears once its images are complete
             image = header.parent / name
             if image.is_file():
-                shutil.copy2(image, out.parent / name)
+                write_atomic(out.parent / name, lambda tmp, image=image: shutil.copyfile(image, tmp))
+        write_text_atomic(out, "\n".join(kept) + "\n")
     return list(records)
