@@ -139,6 +139,8 @@ def _check_dimensions(record: str, name: str, path: Path, fmt: str) -> None:
 
 def check_image_files(record: str, names: Sequence[str]) -> list[Path]:
     """Validate the header's image names and files before anything is decoded; return the resolved paths."""
+    # Empty entries (e.g. a trailing comma in "# Image: a.png, ") name no file; the official loader skips them.
+    names = [name for name in names if str(name).strip()]
     if not names:
         raise RecordError(record, "the header lists no image files (no '# Image:' entries)")
     folder = Path(os.path.dirname(record) or ".").resolve()
@@ -319,7 +321,7 @@ def load_record_images(
     """Check, load (via the official ``loader``), decode, convert and orient every image of ``record``."""
     paths = check_image_files(record, names)
     folder = Path(os.path.dirname(record) or ".").resolve()
-    names = [name for name in names if _contained_path(record, folder, str(name)) in paths]
+    names = [n for n in names if str(n).strip() and _contained_path(record, folder, str(n)) in paths]
     images: list[Image.Image] = []
     try:
         with pixel_limit():

@@ -166,7 +166,6 @@ def test_a_missing_header_names_the_record(models, tmp_path: Path) -> None:
         team_code.run_models(record, *models, False)
 
 
-@pytest.mark.xfail(strict=True, reason="derc/images.py refuses an empty name that the official loader skips")
 def test_a_trailing_comma_in_the_image_line_is_harmless(models, template, tmp_path: Path) -> None:
     # get_image_files gives ['a.png', ''] for "# Image: a.png, "; helper_code.load_images skips the '' entry.
     record = make_record(tmp_path / "r", template, {"a.png": template["png"]}, "# Image: a.png, ")
