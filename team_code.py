@@ -42,7 +42,10 @@ def run_models(record, digitization_model, classification_model, verbose):
     from derc.errors import RecordError
     from derc.images import load_record_images
 
-    header = load_header(record)
+    try:
+        header = load_header(record)
+    except OSError as error:
+        raise RecordError(record, f"header cannot be read ({error})") from error
     try:
         names = get_image_files(record)
     except Exception as error:

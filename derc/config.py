@@ -154,7 +154,7 @@ PRESETS: dict[str, Config] = {
         image_width=288,
         unet_width=8,
         unet=StageConfig(epochs=4, batch_size=8, early_stopping_patience=3, plateau_patience=2),
-        cls=StageConfig(epochs=12, batch_size=32, early_stopping_patience=4, plateau_patience=2, lr=1e-3),
+        cls=StageConfig(epochs=10, batch_size=32, early_stopping_patience=4, plateau_patience=2, lr=1e-3),
         num_workers=2,
         amp=False,
     ),
