@@ -70,7 +70,6 @@ def setup_logging(log_file: Path | None, verbose: bool) -> None:
         handler._derc = True  # type: ignore[attr-defined]
         handler.setFormatter(formatter)
         log.addHandler(handler)
-    log.propagate = False
 
 
 def _prepare_work(folder: Path, config: Config) -> Path:

@@ -134,7 +134,7 @@ def _bad_inputs(template: dict[str, object], tmp: Path) -> dict[str, tuple[str, 
     (tmp / "outside.png").write_bytes(png)
     cases = {
         "no image line": ({"a.png": png}, "NONE", "header lists no images"),
-        "empty image line": ({}, "# Image:", "invalid image file name"),
+        "empty image line": ({}, "# Image:", "lists no image files"),
         "listed image missing": ({}, "# Image: gone.png", "missing"),
         "0-byte png": ({"a.png": b""}, None, "empty (0 bytes)"),
         "truncated png": ({"a.png": png[: len(png) // 2]}, None, "truncated or corrupt"),
@@ -160,9 +160,9 @@ def test_bad_inputs_are_record_errors_naming_the_record(models, template, tmp_pa
 
 
 def test_a_missing_header_names_the_record(models, tmp_path: Path) -> None:
-    # run_model.py only visits records whose header exists; called directly, the error names the file.
+    # run_model.py only visits records whose header exists; called directly, the error names the record.
     record = str(tmp_path / "nothing")
-    with pytest.raises(OSError, match=re.escape(record)):
+    with pytest.raises(RecordError, match=re.escape(record) + ".*header cannot be read"):
         team_code.run_models(record, *models, False)
 
 
