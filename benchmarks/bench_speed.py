@@ -27,7 +27,7 @@ import team_code
 from derc.config import get_preset
 from derc.inference import DercModel
 from derc.losses import DiceFocalLoss
-from derc.pipeline import build_classifier_for, build_unet
+from derc.models.factory import build_classifier_for, build_unet
 from derc.render import render_ecg
 from derc.render.layout import dpi_for_width
 from derc.signals import read_signal

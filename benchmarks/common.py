@@ -22,7 +22,7 @@ from derc import modelfolder as mf  # noqa: E402
 from derc.checkpoints import save_weights  # noqa: E402
 from derc.config import Config  # noqa: E402
 from derc.fileio import atomic_path  # noqa: E402
-from derc.pipeline import build_classifier_for, build_unet  # noqa: E402
+from derc.models.factory import build_classifier_for, build_unet  # noqa: E402
 from derc.render import NoiseConfig, render_ecg, write_record_images  # noqa: E402
 from derc.synth.dataset import write_dataset  # noqa: E402
 from derc.thresholds import save_thresholds  # noqa: E402

@@ -19,8 +19,8 @@ from derc.config import Config
 from derc.data import resize_image
 from derc.errors import ModelFolderError
 from derc.labels import LABELS, decode
+from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.pipeline import build_classifier_for, build_denoiser, build_unet
 from derc.runtime import configure_threads, pick_device
 from derc.thresholds import load_thresholds
 

@@ -28,7 +28,7 @@ from derc.config import Config, preset_from_env
 from derc.data import ClassifierViews, DenoisingPairs, make_loader
 from derc.labels import LABELS
 from derc.losses import DiceFocalLoss
-from derc.models.classifier import build_classifier
+from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.records import RecordEntry, index_records, split_entries
 from derc.runtime import pick_device, seed_everything
@@ -36,20 +36,6 @@ from derc.thresholds import save_thresholds, youden_thresholds_with_info
 from derc.training import fit
 
 log = logging.getLogger("derc")
-
-
-def build_unet(config: Config) -> UNet:
-    return UNet(in_channels=3, out_channels=1, width=config.unet_width, depth=config.unet_depth)
-
-
-def build_classifier_for(config: Config, *, weights_path: str | None = None) -> nn.Module:
-    return build_classifier(
-        config.classifier,
-        num_classes=len(LABELS),
-        in_channels=1,
-        weights_path=weights_path,
-        image_size=(config.image_height, config.image_width),
-    )
 
 
 def setup_logging(log_file: Path | None, verbose: bool) -> None:
@@ -100,30 +86,6 @@ def classifier_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str,
     present = [j for j in range(y_true.shape[1]) if y_true[:, j].any()]
     f1 = f1_score(y_true[:, present], y_prob[:, present] >= 0.5, average="macro", zero_division=0) if present else 0.0
     return {"macro_auroc": auroc, "macro_f1_at_0.5": float(f1)}
-
-
-class Denoiser(nn.Module):
-    """A frozen UNet used as the classifier's input transform: noisy RGB -> ink probability map."""
-
-    def __init__(self, unet: UNet) -> None:
-        super().__init__()
-        self.unet = unet.eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.unet.predict(images)
-
-
-class InkFromGrey(nn.Module):
-    """The ``denoiser="none"`` ablation: the image's darkness (1 - grey level) as its ink map."""
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return 1.0 - images.float().mean(dim=1, keepdim=True)
-
-
-def build_denoiser(config: Config, unet: UNet) -> nn.Module:
-    """What turns a noisy RGB batch into the classifier's 1-channel input, per ``config.denoiser``."""
-    return Denoiser(unet) if config.denoiser == "unet" else InkFromGrey()
 
 
 def train_denoiser(

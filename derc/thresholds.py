@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from derc.errors import ModelFolderError
 from derc.fileio import write_json_atomic
@@ -27,6 +26,8 @@ THRESHOLDS_FORMAT_VERSION = 1
 
 
 def _youden_one(truth: np.ndarray, prob: np.ndarray) -> float:
+    from sklearn.metrics import roc_curve  # imported here: inference loads thresholds without sklearn
+
     fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)
     best = int(np.argmax(tpr - fpr))  # first maximum = highest threshold among ties
     return float(min(cuts[best], 1.0))  # sklearn's first threshold is +inf ("predict nothing")
