@@ -9,7 +9,6 @@ the same entry points in this process.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import restored_derc_state
 
 import helper_code
 import run_model
@@ -75,19 +75,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @contextmanager
 def in_process(threads: int = 1) -> Iterator[None]:
     """Run Challenge entry points here as the subprocesses do: tiny preset, one thread; restore logging after."""
-    logger = logging.getLogger("derc")
-    saved = (list(logger.handlers), logger.propagate, logger.level, torch.get_num_threads())
     old_env = {key: os.environ.get(key) for key in ("DERC_PRESET", "DERC_DEVICE")}
     os.environ.update(DERC_PRESET="tiny", DERC_DEVICE="cpu")
-    torch.set_num_threads(threads)
     try:
-        yield
+        with restored_derc_state(threads):
+            yield
     finally:
-        for handler in set(logger.handlers) - set(saved[0]):
-            logger.removeHandler(handler)
-            handler.close()
-        logger.propagate, logger.level = saved[1], saved[2]
-        torch.set_num_threads(saved[3])
         for key, value in old_env.items():
             if value is None:
                 os.environ.pop(key, None)

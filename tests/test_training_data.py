@@ -4,16 +4,15 @@ fixture, ~15 s), then one test per kind of oddity: what the data path makes of i
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import wfdb
+from conftest import restored_derc_state
 
 import helper_code
 import team_code
@@ -32,20 +31,9 @@ CONFIG = get_preset("tiny")
 USABLE = 14  # labeled records below whose signal can be used
 
 
-@contextmanager
-def quiet_training() -> Iterator[None]:
-    """Training installs file handlers on the 'derc' logger and stops propagation: undo that afterwards."""
-    logger = logging.getLogger("derc")
-    saved = (list(logger.handlers), logger.propagate, logger.level, torch.get_num_threads())
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for handler in set(logger.handlers) - set(saved[0]):
-            logger.removeHandler(handler)
-            handler.close()
-        logger.propagate, logger.level = saved[1], saved[2]
-        torch.set_num_threads(saved[3])
+def quiet_training() -> contextlib.AbstractContextManager[None]:
+    """Training installs file handlers on the 'derc' logger: undo that afterwards."""
+    return restored_derc_state(threads=1)
 
 
 def write(folder: Path, name: str, signal: np.ndarray, fs: int, leads: list[str], labels: str | None) -> None:
