@@ -60,5 +60,6 @@ def run_models(record, digitization_model, classification_model, verbose):
             fs=get_sampling_frequency(header),
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
+            record=record,
         )
     return signal, labels

@@ -147,12 +147,23 @@ class Digitizer:
             return None
         return cls()
 
-    def signal(self, ink: torch.Tensor, *, fs: float, num_samples: int, leads: Sequence[str]) -> np.ndarray:
+    def signal(
+        self, ink: torch.Tensor, *, fs: float, num_samples: int, leads: Sequence[str], record: str = ""
+    ) -> np.ndarray | None:
+        """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails.
+
+        The signal is the second output: a page the digitizer cannot read (an unknown layout, say) gets no
+        signal, logged with the reason, and keeps its labels.
+        """
         from derc.digitize import digitize
 
         index = min(self.image_index, ink.shape[0] - 1)
         ink_map = ink[index, 0].float().cpu().numpy()
-        return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads))
+        try:
+            return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads))
+        except Exception as error:
+            log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
+            return None
 
 
 __all__ = ["LABELS", "DercModel", "Digitizer"]

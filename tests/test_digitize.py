@@ -154,3 +154,14 @@ def test_nan_gaps_write_read_and_score(signal: np.ndarray, tmp_path: Path) -> No
     helper_code.save_signals(str(zero_dir / "r1"), np.nan_to_num(est.astype(np.float64)))
     zeros = compute_scores(str(ref_dir), str(zero_dir), no_shift=True)
     assert np.isfinite(scores["means"]["SNR"]) and scores["means"]["SNR"] > zeros["means"]["SNR"]
+
+
+def test_a_failed_digitization_costs_the_signal_not_the_record(caplog):
+    """The Digitizer used by run_models logs the reason and returns None instead of raising."""
+    import torch
+
+    from derc.inference import Digitizer
+
+    ink = torch.rand(1, 1, 224, 288)
+    assert Digitizer().signal(ink, fs=float("nan"), num_samples=-1, leads=["I"], record="r1") is None
+    assert "record r1: no signal (digitization failed" in caplog.text
