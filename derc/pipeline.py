@@ -108,25 +108,8 @@ def train_denoiser(
     if len(train_set) == 0:
         raise ValueError("no training record has signal files, so the UNet cannot be trained")
     log.info("stage A (UNet): %d training pairs/epoch, %d validation pairs", len(train_set), len(val_set))
-    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
     loss = DiceFocalLoss(alpha=config.loss.alpha, gamma=config.loss.gamma, beta=config.loss.beta, eta=config.loss.eta)
-    result = fit(
-        unet,
-        train_loader=loaders[0],
-        val_loader=loaders[1],
-        loss_fn=loss,
-        stage=stage,
-        device=device,
-        name="unet",
-        log_dir=logs,
-        amp=config.amp,
-        checkpoint_path=work / "unet.ckpt",
-        progress=verbose,
-    )
-    log.info("stage A done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
-    if distributed.info().is_main:
-        save_weights(final, unet)
-    distributed.barrier()
+    _fit_stage(unet, "unet", train_set, val_set, stage, config, work, logs, device, verbose, final, loss_fn=loss)
     return unet
 
 
@@ -152,27 +135,45 @@ def train_classifier(
     log.info(
         "stage B (%s): %d training views/epoch, %d validation views", config.classifier, len(train_set), len(val_set)
     )
-    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
-    result = fit(
+    _fit_stage(
         classifier,
-        train_loader=loaders[0],
-        val_loader=loaders[1],
+        "classifier",
+        train_set,
+        val_set,
+        stage,
+        config,
+        work,
+        logs,
+        device,
+        verbose,
+        final,
         loss_fn=nn.BCEWithLogitsLoss(),
-        stage=stage,
-        device=device,
-        name="classifier",
-        log_dir=logs,
-        amp=config.amp,
         input_transform=build_denoiser(config, unet).to(device),
         val_metrics=classifier_metrics,
-        checkpoint_path=work / "classifier.ckpt",
-        progress=verbose,
     )
-    log.info("stage B done: best epoch %d, validation loss %.4f", result.best_epoch, result.best_val_loss)
-    if distributed.info().is_main:
-        save_weights(final, classifier)
-    distributed.barrier()
     return classifier
+
+
+def _fit_stage(model, name, train_set, val_set, stage, config, work, logs, device, verbose, final, **fit_args) -> None:
+    """Fit one stage (checkpointing to ``work/<name>.ckpt``) and save its best weights to ``final``."""
+    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
+    result = fit(
+        model,
+        train_loader=loaders[0],
+        val_loader=loaders[1],
+        stage=stage,
+        device=device,
+        name=name,
+        log_dir=logs,
+        amp=config.amp,
+        checkpoint_path=work / f"{name}.ckpt",
+        progress=verbose,
+        **fit_args,
+    )
+    log.info("%s done: best epoch %d, validation loss %.4f", name, result.best_epoch, result.best_val_loss)
+    if distributed.info().is_main:
+        save_weights(final, model)
+    distributed.barrier()
 
 
 def _loaders(train_set, val_set, batch_size: int, config: Config, device):
