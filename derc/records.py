@@ -42,27 +42,22 @@ def _comment_values(comments: Sequence[str], key: str) -> list[str] | None:
     return None
 
 
-def _header_parts(record: str) -> tuple[list[str], list[str]]:
-    """(signal file names, comment lines) of a single-segment WFDB header, read as plain text.
+def _header_comments(record: str) -> list[str]:
+    """The comment lines of a WFDB header (without their '#'), read as plain text.
 
-    Indexing a training folder reads every header once; plain text is ~50x faster than wfdb.rdheader,
-    which matters for PTB-XL's 21,799 records. Signals themselves are read with wfdb.
+    Unlabeled records are skipped on this cheap read alone; only labeled ones have their signal files
+    checked (``signal_problem``, via wfdb).
     """
     lines = Path(f"{record}.hea").read_text(encoding="utf-8", errors="replace").splitlines()
-    records = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not records:
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
         raise ValueError("empty header")
-    fields = records[0].split()
-    num_signals = int(fields[1]) if len(fields) > 1 else 0
-    files = [line.split()[0] for line in records[1 : 1 + num_signals] if line.split()]
-    comments = [line.lstrip()[1:] for line in lines if line.lstrip().startswith("#")]
-    return files, comments
+    return [line.lstrip()[1:] for line in lines if line.lstrip().startswith("#")]
 
 
 def read_entry(record: str | os.PathLike[str]) -> RecordEntry | None:
     """Entry of one record, or None when its header has no ``# Labels:`` line."""
     record = str(record)
-    _, comments = _header_parts(record)
+    comments = _header_comments(record)
     labels = _comment_values(comments, "Labels")
     if labels is None:
         return None
