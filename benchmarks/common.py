@@ -89,12 +89,24 @@ def image_writer(count: int, dpi: float, *, clean: bool = False):
     return write_clean
 
 
-def synth(folder: Path, n: int, seed: int, *, images: int = 0, dpi: float = 100.0, clean: bool = False) -> list[str]:
-    """Synthetic labeled records (kept when ``folder`` already holds ``n`` headers)."""
+def synth(
+    folder: Path,
+    n: int,
+    seed: int,
+    *,
+    images: int = 0,
+    dpi: float = 100.0,
+    clean: bool = False,
+    balanced: bool = False,
+) -> list[str]:
+    """Synthetic labeled records (kept when ``folder`` already holds ``n`` headers).
+
+    ``balanced``: every label is the focus of 1/11 of the records (see ``derc.synth.mix.sample_labels``).
+    """
     if folder.is_dir() and len(list(folder.glob("*.hea"))) == n:
         return sorted(p.stem for p in folder.glob("*.hea"))
     writer = image_writer(images, dpi, clean=clean) if images else None
-    return write_dataset(folder, n, seed=seed, image_writer=writer, progress=False)
+    return write_dataset(folder, n, seed=seed, balanced=balanced, image_writer=writer, progress=False)
 
 
 def random_model(folder: Path, config: Config) -> Path:

@@ -170,7 +170,13 @@ def _fit_stage(model, name, train_set, val_set, stage, config, work, logs, devic
         progress=verbose,
         **fit_args,
     )
-    log.info("%s done: best epoch %d, validation loss %.4f", name, result.best_epoch, result.best_val_loss)
+    log.info(
+        "%s done: best epoch %d by %s, validation loss %.4f",
+        name,
+        result.best_epoch,
+        stage.monitor,
+        result.best_val_loss,
+    )
     if distributed.info().is_main:
         save_weights(final, model)
     distributed.barrier()

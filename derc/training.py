@@ -74,11 +74,16 @@ class EarlyStopping:
 
 @dataclass
 class FitResult:
-    """``best_val_loss`` is the best monitored loss (the training loss when there was no validation loader)."""
+    """``best_val_loss``: the validation loss at the best epoch (the training loss without a validation loader).
+
+    The best epoch is chosen by ``StageConfig.monitor``: the lowest validation loss or the highest metric.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
+    # The monitored value at the best epoch (the loss, or minus the monitored metric).
+    best_monitored: float = math.inf
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
     # Per epoch: training seconds, seconds waiting for data, training images per second (all ranks).
@@ -303,6 +308,7 @@ def _save_checkpoint(path: Path, ctx: _Context, stopper: EarlyStopping, result: 
             "best_weights": best,
             "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss,
+            "best_monitored": result.best_monitored,
             "history": result.history,
             "rng": _rng_state(_loader_generators([ctx.train_loader, ctx.val_loader])),
         },
@@ -326,6 +332,7 @@ def _resume(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult
         result.history = list(state["history"])
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"])
+        result.best_monitored = float(state.get("best_monitored", result.best_val_loss))
         epoch = int(state["epoch"])
         best = dict(state["best_weights"])
     except (KeyError, RuntimeError, ValueError, TypeError) as error:
@@ -336,6 +343,21 @@ def _resume(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult
 
 
 # --- fit -------------------------------------------------------------------------------------------------
+
+
+def _monitored_value(monitor: str, val_loss: float, metrics: dict[str, float], name: str) -> float:
+    """The value the schedule and early stopping minimise: the validation loss, or minus a metric.
+
+    A metric that is missing or not finite this epoch (e.g. AUROC on a validation set where no label has
+    both classes) falls back to the loss, with a warning, so training still selects weights.
+    """
+    if monitor == "val_loss":
+        return val_loss
+    value = metrics.get(monitor, math.nan)
+    if math.isfinite(value):
+        return -float(value)
+    logger.warning("%s: validation %s unavailable this epoch; following the validation loss", name, monitor)
+    return val_loss
 
 
 def fit(
@@ -363,6 +385,8 @@ def fit(
     Writes ``log_dir/{name}_log.csv`` and ``log_dir/{name}_curves.png`` every epoch, and a checkpoint to
     ``checkpoint_path`` (when given); if that file exists the run resumes from it.
     """
+    if stage.monitor != "val_loss" and val_metrics is None:
+        raise ValueError(f"{name}: monitor {stage.monitor!r} needs validation metrics; use 'val_loss'")
     device = torch.device(device)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -408,13 +432,14 @@ def fit(
             val_loss, metrics = _evaluate(ctx, epoch)
             # Every rank must take the same scheduling and stopping decisions.
             val_loss = distributed.mean(val_loss)
-            monitored = val_loss
+            monitored = _monitored_value(stage.monitor, val_loss, metrics, name)
         else:
             val_loss, metrics, monitored = math.nan, {}, train_loss
         scheduler.step(monitored)
         if stopper.step(monitored):
             best = _cpu_copy(model.state_dict())
-            result.best_epoch, result.best_val_loss = epoch, monitored
+            result.best_epoch, result.best_val_loss = epoch, val_loss if val_loader is not None else train_loss
+            result.best_monitored = monitored
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
         row |= {"seconds": round(time.perf_counter() - began, 3), **metrics}
         result.history.append(row)
@@ -438,6 +463,12 @@ def fit(
 
     result.stopped_early = stopper.should_stop
     if result.stopped_early:
-        logger.info("%s: early stop, best epoch %d (loss %.4g)", name, result.best_epoch, result.best_val_loss)
+        logger.info(
+            "%s: early stop, best epoch %d (%s %.4g)",
+            name,
+            result.best_epoch,
+            stage.monitor,
+            abs(result.best_monitored),
+        )
     model.load_state_dict(best)
     return result

@@ -195,3 +195,56 @@ def test_runtime_helpers(monkeypatch) -> None:
     torch.manual_seed(7)
     worker_init_fn(0)
     assert np.random.rand() == value  # noqa: NPY002
+
+
+def test_monitored_metric_picks_the_best_epoch_instead_of_the_loss(tmp_path) -> None:
+    # The loss keeps its best at epoch 1 while the (scripted) metric peaks at epoch 3: with
+    # monitor="score" the epoch-3 weights are kept, stopping waits on the metric, and the log says so.
+    seed_everything(0)
+    model = _small_net()
+    losses, scores = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.5, 0.6, 0.9, 0.8, 0.7, 0.6]
+    seen = {"epoch": 0}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if model.training:
+            return nn.functional.mse_loss(output, target)
+        seen["epoch"] += 1
+        snapshots[seen["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+        return torch.tensor(losses[seen["epoch"] - 1]) + 0 * output.sum()
+
+    data = _regression_data(1)
+    stage = StageConfig(epochs=6, lr=1e-2, early_stopping_patience=2, plateau_patience=5, monitor="score")
+    result = fit(
+        model,
+        train_loader=DataLoader(data, batch_size=8),
+        val_loader=DataLoader(data, batch_size=len(data)),
+        loss_fn=loss_fn,
+        stage=stage,
+        device=CPU,
+        name="monitored",
+        log_dir=tmp_path,
+        val_metrics=lambda out, tgt: {"score": scores[seen["epoch"] - 1]},
+        progress=False,
+    )
+    assert result.best_epoch == 3 and result.best_monitored == pytest.approx(-0.9)
+    assert result.best_val_loss == pytest.approx(0.4) and result.stopped_early
+    assert len(result.history) == 5
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[3][key]), key
+
+
+def test_monitoring_a_metric_without_metrics_is_refused(tmp_path) -> None:
+    data = _regression_data(0, n=8)
+    with pytest.raises(ValueError, match="needs validation metrics"):
+        fit(
+            _small_net(),
+            train_loader=DataLoader(data, batch_size=8),
+            val_loader=DataLoader(data, batch_size=8),
+            loss_fn=nn.functional.mse_loss,
+            stage=StageConfig(epochs=1, monitor="macro_auroc"),
+            device=CPU,
+            name="refused",
+            log_dir=tmp_path,
+            progress=False,
+        )
