@@ -96,10 +96,10 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
         _sync(model.device)
         seconds.append(time.perf_counter() - began.pop(id(module)))
 
+    # the UNet runs through the denoiser wrapper (unet.predict calls forward directly: no UNet hooks fire)
+    nets = (model.denoiser if model.denoiser is not None else model.unet, model.classifier)
     handles = [
-        h
-        for net in (model.unet, model.classifier)
-        for h in (net.register_forward_pre_hook(before), net.register_forward_hook(after))
+        hook for net in nets for hook in (net.register_forward_pre_hook(before), net.register_forward_hook(after))
     ]
     try:
         yield
