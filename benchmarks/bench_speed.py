@@ -8,6 +8,8 @@ the share of it spent outside the UNet and classifier forward passes, the forwar
 with FlopCounterMode) as a fraction of the dense fp32 matmul and conv FLOP/s measured in the same run,
 training throughput (images/s) of both stages on random batches, renderer images/s, peak RSS (and CUDA peak
 allocated memory), and RSS growth over many run_models calls. Models have random weights (speed only).
+On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
+region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
 """
 
 from __future__ import annotations
