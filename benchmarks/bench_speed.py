@@ -8,13 +8,18 @@ the share of it spent outside the UNet and classifier forward passes, the forwar
 with FlopCounterMode) as a fraction of the dense fp32 matmul and conv FLOP/s measured in the same run,
 training throughput (images/s) of both stages on random batches, renderer images/s, peak RSS (and CUDA peak
 allocated memory), and RSS growth over many run_models calls. Models have random weights (speed only).
+On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
+region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,7 @@ from derc.losses import DiceFocalLoss
 from derc.models.factory import build_classifier_for, build_unet
 from derc.render import render_ecg
 from derc.render.layout import dpi_for_width
+from derc.runtime import THREADS_ENV
 from derc.signals import read_signal
 
 
@@ -53,7 +59,7 @@ def _best_seconds(fn, device: torch.device, repeats: int) -> float:
 def hardware_flops(device: torch.device, size: int) -> dict[str, float]:
     """Dense fp32 matmul FLOP/s and 3x3 conv FLOP/s (channels-last, 64 channels) on ``device``."""
     a = torch.randn(size, size, device=device)
-    matmul = 2 * size**3 / _best_seconds(lambda: a @ a, device, 5)
+    matmul = 2 * size**3 / _best_seconds(lambda: a @ a, device, 10)
     conv = nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device).to(memory_format=torch.channels_last).eval()
     x = torch.randn(4, 64, size // 8, size // 8, device=device).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -79,19 +85,49 @@ def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> d
     return out
 
 
-def run_models_latency(model: DercModel, records: list[str], repeats: int) -> list[float]:
+@contextmanager
+def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
+    """While active, the wall time of every UNet and classifier forward pass is appended to ``seconds``."""
+    began: dict[int, float] = {}
+
+    def before(module: nn.Module, _inputs) -> None:
+        _sync(model.device)
+        began[id(module)] = time.perf_counter()
+
+    def after(module: nn.Module, _inputs, _output) -> None:
+        _sync(model.device)
+        seconds.append(time.perf_counter() - began.pop(id(module)))
+
+    # the UNet runs through the denoiser wrapper (unet.predict calls forward directly: no UNet hooks fire)
+    nets = (model.denoiser if model.denoiser is not None else model.unet, model.classifier)
+    handles = [
+        hook for net in nets for hook in (net.register_forward_pre_hook(before), net.register_forward_hook(after))
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_models_latency(model: DercModel, records: list[str], repeats: int) -> tuple[list[float], list[float]]:
+    """Per run_models call: its wall time and the share of it spent outside the forward passes (same call)."""
     from derc.inference import Digitizer
 
     digitizer = Digitizer.for_model(model)
     team_code.run_models(records[0], digitizer, model, False)  # warm-up
-    times = []
+    times, outside = [], []
     for _ in range(repeats):
         for record in records:
-            began = time.perf_counter()
-            team_code.run_models(record, digitizer, model, False)
-            _sync(model.device)
-            times.append(time.perf_counter() - began)
-    return times
+            forward: list[float] = []
+            with forward_timer(model, forward):
+                began = time.perf_counter()
+                team_code.run_models(record, digitizer, model, False)
+                _sync(model.device)
+                elapsed = time.perf_counter() - began
+            times.append(elapsed)
+            outside.append(1.0 - sum(forward) / elapsed)
+    return times, outside
 
 
 def training_throughput(config, device: torch.device, steps: int) -> dict[str, float]:
@@ -154,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.presets, args.records, args.rss_records = "tiny", 2, 20
     if args.threads:
+        os.environ[THREADS_ENV] = str(args.threads)  # DercModel.load sets the threads from it
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_speed_"))
     records = [str(tmp / "data" / r) for r in synth(tmp / "data", max(args.records, 2), 7, images=1, dpi=100.0)]
@@ -170,16 +207,18 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.reset_peak_memory_stats(device)
             model = DercModel.load(random_model(tmp / f"model-{preset}", config), device=device)
             fwd = forward_figures(model, (config.image_height, config.image_width), 1 if big else 3)
-            latency = run_models_latency(model, records[:n], 1)
+            latency, outside = run_models_latency(model, records[:n], 1 if big else 2)
             p50 = float(np.percentile(latency, 50))
-            forward_s = fwd["unet_s"] + fwd["classifier_s"]
             row = {
                 "latency_p50_s": p50,
                 "latency_p95_s": float(np.percentile(latency, 95)),
-                "outside_forward_share": max(0.0, 1 - forward_s / p50),
+                # median over calls of (call time - its own forward passes' time) / call time
+                "outside_forward_share": float(np.median(outside)),
                 **fwd,
                 "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
                 "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
+                # process peak so far (this and earlier presets' inference), before any training step below
+                "peak_rss_inference_mb": peak_rss_mb(),
                 "render_images_per_s": render_rate(config, records[0], 1 if big else 4),
                 **training_throughput(config, device, 1 if big else 2),
                 "peak_rss_mb": peak_rss_mb(),
@@ -190,10 +229,16 @@ def main(argv: list[str] | None = None) -> int:
                 row |= rss_growth(model, records, args.rss_records)
             results[device_name][preset] = row
             print(
-                f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, outside forward {row['outside_forward_share']:.0%}, "
-                f"UNet {row['unet_of_matmul']:.0%} / classifier {row['classifier_of_matmul']:.0%} of matmul FLOP/s"
+                f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
+                f"outside forward {row['outside_forward_share']:.0%}, UNet {row['unet_flops'] / 1e9:.1f} GF/s "
+                f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "
+                f"({row['classifier_of_matmul']:.0%}) of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s, "
+                f"peak RSS {row['peak_rss_inference_mb']:.0f} MB inference / {row['peak_rss_mb']:.0f} MB with training",
+                flush=True,
             )
-    append_result("speed", {"smoke": args.smoke, "records": args.records, "results": results})
+    append_result(
+        "speed", {"smoke": args.smoke, "records": args.records, "threads": torch.get_num_threads(), "results": results}
+    )
     return 0
 
 

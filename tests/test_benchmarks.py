@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +40,26 @@ def test_accuracy_smoke(tmp_path) -> None:
     row = _run("bench_accuracy.py", tmp_path)
     assert set(row["variants"]) == {"unet", "raw"}
     assert all(0 <= v["macro_f"] <= 1 for v in row["variants"].values())
+
+
+def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed benchmark's non-forward share: both forward passes of each call are timed, inside the call."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_speed import forward_timer, run_models_latency
+    from common import random_model, synth
+    from conftest import restored_derc_state
+
+    from derc.config import get_preset
+    from derc.inference import DercModel
+
+    monkeypatch.setenv("DERC_THREADS", "1")
+    records = [str(tmp_path / "data" / r) for r in synth(tmp_path / "data", 1, 3, images=1, dpi=50.0)]
+    with restored_derc_state(1):
+        model = DercModel.load(random_model(tmp_path / "model", get_preset("tiny")))
+        times, outside = run_models_latency(model, records, 2)
+        seconds: list[float] = []
+        with forward_timer(model, seconds):
+            model.classify([np.full((120, 160, 3), 255, np.uint8)])
+    assert len(times) == len(outside) == 2 and all(0.0 < share < 1.0 for share in outside)
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)  # the UNet (via the denoiser) and the classifier
+    assert not model.denoiser._forward_hooks and not model.classifier._forward_pre_hooks  # hooks removed again

@@ -19,6 +19,7 @@ from derc.errors import RecordError
 from derc.images import (
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
+    channel_max,
     check_image_files,
     glyph_score,
     load_record_images,
@@ -351,6 +352,24 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     with Image.open(tmp_path / "a.jpg") as stored:
         rgb = to_rgb(stored, record=record)
     assert rgb.shape == (120, 80, 3) and rgb[5, 40].max() < 40 and rgb[115, 40].min() > 215
+
+
+def test_exif_orientation_one_and_none_keep_the_pixels(tmp_path: Path) -> None:
+    image = Image.new("RGB", (90, 70), (255, 255, 255))
+    ImageDraw.Draw(image).rectangle([0, 0, 19, 69], fill=(10, 20, 30))
+    upright = Image.Exif()
+    upright[0x0112] = 1
+    for name, data in (("a.png", encode(image, "PNG")), ("b.jpg", encode(image, "JPEG", exif=upright, quality=95))):
+        (tmp_path / name).write_bytes(data)
+        with Image.open(tmp_path / name) as stored:
+            rgb = to_rgb(stored)
+        assert rgb.shape == (70, 90, 3) and rgb[35, 5].max() < 60 and rgb[35, 80].min() > 200, name
+
+
+def test_channel_max_equals_numpy_on_views() -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for view in (rgb, np.rot90(rgb), rgb[::2, 1:]):
+        assert np.array_equal(channel_max(view), view.max(axis=2))
 
 
 # ---------------------------------------------------------------- orientation
