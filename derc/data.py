@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from derc.config import Config
+from derc.images import resize_image
 from derc.records import RecordEntry
 from derc.render import NoiseConfig, render_ecg
 from derc.render.layout import dpi_for_width
@@ -27,14 +28,6 @@ log = logging.getLogger("derc")
 
 # Clean-target pixels at or above this grey level are background (as in the published method).
 BACKGROUND_LEVEL = 250
-
-
-def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize to (height, width); area averaging when shrinking, bilinear when enlarging."""
-    if image.shape[:2] == (height, width):
-        return image
-    shrinking = image.shape[0] * image.shape[1] > height * width
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def rgb_to_tensor(rgb: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -362,3 +362,11 @@ def load_record_images(
     finally:
         _close(images)
     return arrays
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to (height, width); area averaging when shrinking, bilinear when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] * image.shape[1] > height * width
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

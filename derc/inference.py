@@ -16,8 +16,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from derc import modelfolder as mf
 from derc.checkpoints import load_weights
 from derc.config import Config
-from derc.data import resize_image
 from derc.errors import ModelFolderError
+from derc.images import resize_image
 from derc.labels import LABELS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
