@@ -79,6 +79,11 @@ class Config:
     layouts: tuple[str, ...] = ("3x4", "6x2", "12x1")
     # Overall strength of the renderer's distortions (0 = clean paper, 1 = default).
     noise_level: float = 1.0
+    # Training pages are drawn at a dpi uniformly between these multiples of the model's own dpi (at most
+    # 300 dpi) and area-resized to the input size, as scans and photos are at inference. Drawing straight
+    # at the input size gives thinner, differently anti-aliased traces and grids than a resized scan: a
+    # small-preset classifier trained that way lost 0.12 AUROC on resized 100-dpi pages (BENCHMARKS.md).
+    render_dpi_scale: tuple[float, float] = (1.0, 2.0)
     # Also train the classifier on the record's own ``# Image:`` files when present.
     use_record_images: bool = True
     num_workers: int = 2
@@ -88,6 +93,9 @@ class Config:
     def __post_init__(self) -> None:
         if self.denoiser not in DENOISERS:
             raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {', '.join(DENOISERS)}")
+        low, high = self.render_dpi_scale
+        if not 1.0 <= low <= high:
+            raise ValueError(f"render_dpi_scale must satisfy 1 <= low <= high, got {self.render_dpi_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -172,6 +180,8 @@ PRESETS: dict[str, Config] = {
             plateau_patience=2,
             monitor="macro_auroc",
         ),
+        # Test pages at 100 dpi are ~4x the input's 26 dpi; drawing at 1.5-4x keeps rendering cheap enough.
+        render_dpi_scale=(1.5, 4.0),
         num_workers=2,
         amp=False,
     ),
@@ -186,6 +196,7 @@ PRESETS: dict[str, Config] = {
         cls=StageConfig(
             epochs=2, batch_size=8, early_stopping_patience=2, plateau_patience=1, lr=1e-3, monitor="macro_auroc"
         ),
+        render_dpi_scale=(1.0, 1.0),
         num_workers=0,
         amp=False,
     ),

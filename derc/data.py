@@ -26,6 +26,8 @@ from derc.signals import read_signal
 
 log = logging.getLogger("derc")
 
+# Training pages are never drawn above this resolution (render time grows with the square of the dpi).
+MAX_RENDER_DPI = 300.0
 # Clean-target pixels at or above this grey level are background (as in the published method).
 BACKGROUND_LEVEL = 250
 
@@ -53,6 +55,8 @@ class _EpochDataset(Dataset):
         self.epoch = 0
         self.noise = NoiseConfig().scaled(config.noise_level)
         self.dpi = dpi_for_width(config.image_width)
+        low, high = config.render_dpi_scale
+        self.dpi_range = (min(self.dpi * low, MAX_RENDER_DPI), min(self.dpi * high, MAX_RENDER_DPI))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -66,7 +70,9 @@ class _EpochDataset(Dataset):
     def _render(self, entry: RecordEntry, rng: np.random.Generator):
         record = read_signal(entry.path)
         layout = self.config.layouts[int(rng.integers(len(self.config.layouts)))]
-        return render_ecg(record.signal, record.fs, layout=layout, dpi=self.dpi, rng=rng, noise=self.noise)
+        low, high = self.dpi_range
+        dpi = low if high <= low else float(rng.uniform(low, high))
+        return render_ecg(record.signal, record.fs, layout=layout, dpi=dpi, rng=rng, noise=self.noise)
 
 
 class DenoisingPairs(_EpochDataset):
