@@ -32,6 +32,7 @@ from derc.render.layout import (
 INK_THRESHOLD = 0.5
 CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # pulse: flat 1 mm, up 5 mm, flat 1 mm
 TRACE_RIGHT_MM = TRACE_LEFT_MM + TRACE_WIDTH_MM
+END_CAP_FRACTION = 0.34
 
 
 @dataclass(frozen=True)
@@ -191,21 +192,42 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
 
 
 def _row_ends(ink: np.ndarray, rows_px: np.ndarray, half: int, min_run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the first and last column of long horizontal ink coverage near its baseline (NaN if none)."""
-    h, _ = ink.shape
+    """Per row, sub-pixel x where the long horizontal ink coverage near its baseline starts and ends (NaN if none)."""
+    h, w = ink.shape
     lefts = np.full(rows_px.size, np.nan)
     rights = np.full(rows_px.size, np.nan)
     for r, y in enumerate(rows_px):
         lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
         if hi - lo < 2:
             continue
-        has = ink[lo:hi].max(axis=0) > INK_THRESHOLD
+        prof = ink[lo:hi].max(axis=0)
+        has = prof > INK_THRESHOLD
         d = np.diff(np.concatenate(([0], has.astype(np.int8), [0])))
         starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
         long = (ends - starts + 1) >= min_run
         if long.any():
-            lefts[r], rights[r] = starts[long][0], ends[long][-1]
+            a, b = int(starts[long][0]), int(ends[long][-1])
+            # where the profile crosses the threshold, linearly between pixel centres
+            pa = prof[a - 1] if a > 0 else 0.0
+            pb = prof[b + 1] if b < w - 1 else 0.0
+            lefts[r] = a - np.clip((prof[a] - INK_THRESHOLD) / max(prof[a] - pa, 1e-6), 0.0, 1.0)
+            rights[r] = b + np.clip((prof[b] - INK_THRESHOLD) / max(prof[b] - pb, 1e-6), 0.0, 1.0)
     return lefts, rights
+
+
+def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
+    """Sub-pixel pen width: median ink mass per column across a row's trace (flat parts dominate)."""
+    h, w = ink.shape
+    cols = np.linspace(0.12 * w, 0.93 * w, 300).astype(np.int64)
+    sums = []
+    for y in rows_px:
+        lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
+        if hi - lo < 2:
+            continue
+        s = ink[lo:hi, cols].sum(axis=0)
+        sums.append(s[s > 0.5])
+    allv = np.concatenate(sums) if sums else np.zeros(0)
+    return float(np.median(allv)) if allv.size else 1.0
 
 
 def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -225,7 +247,9 @@ def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.polyval(coef, y)
 
 
-def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def _fit_x(
+    ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float, last_mm: float = TRACE_RIGHT_MM
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row ``x_px = ax * x_mm + bx`` from the trace's first and last ink (0 s and 10 s), lines across rows.
 
     The ink holds only waveforms (no calibration pulse), so each row's ends anchor its time axis; fitting the
@@ -234,10 +258,12 @@ def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> 
     ax0 = ink.shape[1] / PAGE_WIDTH_MM
     half = max(1, int(0.4 * pitch_mm * ay))
     lefts, rights = _row_ends(ink, rows_px, half, max(2, int(2.0 * ax0)))
-    radius = max(0.0, (_pen_width(ink, rows_px, half) - 2.0) / 2.0)  # ends include the pen cap (less AA fringe)
+    # the round caps reach beyond the first and last samples by about a third of the ink mass per column
+    # (measured on cv2 anti-aliased polylines at 200 dpi and resized to 896x1152)
+    radius = END_CAP_FRACTION * _ink_width(ink, rows_px, half)
     left = _robust_line(rows_px, lefts + radius)
     right = _robust_line(rows_px, rights - radius)
-    ax = (right - left) / (TRACE_RIGHT_MM - TRACE_LEFT_MM)
+    ax = (right - left) / (last_mm - TRACE_LEFT_MM)
     bx = left - ax * TRACE_LEFT_MM
     bad = ~np.isfinite(ax) | (ax < 0.85 * ax0) | (ax > 1.15 * ax0) | (np.abs(bx) > 25.0 * ax0)
     ax = np.where(bad, ax0, ax)
@@ -245,7 +271,7 @@ def _fit_x(ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float) -> 
     return ax, bx
 
 
-def _fit_page(ink: np.ndarray, layout: str | None, angle: float) -> PageFit:
+def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | None = None) -> PageFit:
     h, _ = ink.shape
     peaks, _ = _row_peaks(ink)
     names = LAYOUTS if layout is None else (layout,)
@@ -255,7 +281,9 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float) -> PageFit:
     lay = page_layout(name)
     base = np.asarray(lay.row_baselines_mm())
     rows_px = np.where(np.isfinite(rows), rows, ay * base + by)
-    ax, bx = _fit_x(ink, rows_px, ay, lay.row_pitch_mm)
+    # the last drawn sample sits one sample period before 10 s
+    last_mm = TRACE_RIGHT_MM - (PAPER_SPEED_MM_PER_S / fs if fs else 0.0)
+    ax, bx = _fit_x(ink, rows_px, ay, lay.row_pitch_mm, last_mm)
     return PageFit(
         name,
         ay,
@@ -451,7 +479,7 @@ def digitize(
     ink = _as_ink(ink)
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
-    fit = _fit_page(ink, layout, angle)
+    fit = _fit_page(ink, layout, angle, fs)
     lay: PageLayout = page_layout(fit.layout)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
