@@ -418,26 +418,51 @@ def _trace_rows(
     radius = np.maximum(0.0, (thick - 1.0) / 2.0)
     tall = valid & (extent > thick + 1.0)
     # steep strokes: the centre line's x at each pixel row is the middle of the horizontal ink run
-    hs, he = _run_ends(mask, axis=0)
+    # horizontal runs split at valleys of the ink (the faint gap between an up- and a downstroke that touch)
+    left_ink = np.concatenate([win[:1], win[:-1]], axis=0)
+    right_ink = np.concatenate([win[1:], win[-1:]], axis=0)
+    valley = (win < left_ink - 0.1) & (win < right_ink - 0.1)
+    hs, he = _run_ends(mask & ~valley, axis=0)
     kk = np.arange(hw)[None, None, :]
     inside = (kk >= ti[:, :, None] + radius[None, :, None] + 0.5) & (kk <= bi[:, :, None] - radius[None, :, None] - 0.5)
-    steep = mask & tall[:, :, None] & inside & ((he - hs + 1) <= (thick + 1.5)[None, :, None])
+    steep = mask & ~valley & tall[:, :, None] & inside & ((he - hs + 1) <= (thick + 1.5)[None, :, None])
     # extreme columns of tall runs: the apex (or trough) is the run's end, pulled in by the pen radius
     up = np.full_like(ti, hw)
     up[:, :] = np.where(valid, ti, hw)
     dn = np.where(valid, bi, -1)
-    apex = tall & (up <= np.roll(up, 1, 0)) & (up <= np.roll(up, -1, 0))
-    trough = tall & (dn >= np.roll(dn, 1, 0)) & (dn >= np.roll(dn, -1, 0))
+    apex = _plateau_middle(tall & (up <= np.roll(up, 1, 0)) & (up <= np.roll(up, -1, 0)), up)
+    trough = _plateau_middle(tall & (dn >= np.roll(dn, 1, 0)) & (dn >= np.roll(dn, -1, 0)), dn)
     col_y = np.where(apex, ti + radius, np.where(trough, bi - radius, cen))
     use_col = valid & (~tall | apex | trough)
+    # sub-pixel x of a steep stroke: ink-weighted centre of its horizontal run and the anti-aliased pixel each side
+    wx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win, axis=0, dtype=np.float64)], axis=0)
+    xx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win * np.arange(n)[:, None, None], axis=0, dtype=np.float64)])
     points = []
     for j in rr:
         ci, kj = np.nonzero(steep[:, j, :])
-        xs = np.concatenate([np.nonzero(use_col[:, j])[0].astype(np.float64), 0.5 * (hs[ci, j, kj] + he[ci, j, kj])])
+        a, b = np.maximum(hs[ci, j, kj] - 1, 0), np.minimum(he[ci, j, kj] + 2, n)
+        mass = wx[b, j, kj] - wx[a, j, kj]
+        x_run = np.where(mass > 0, (xx[b, j, kj] - xx[a, j, kj]) / np.where(mass > 0, mass, 1.0), 0.5 * (a + b - 1))
+        xs = np.concatenate([np.nonzero(use_col[:, j])[0].astype(np.float64), x_run])
         ys = np.concatenate([col_y[use_col[:, j], j], kj.astype(np.float64)]) + lo[j]
         order = np.argsort(xs, kind="stable")
         points.append((xs[order] + c0, ys[order]))
     return points
+
+
+def _plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Of consecutive flagged entries (along axis 0) with equal ``value``, keep only the middle one."""
+    out = np.zeros_like(flag)
+    for j in range(flag.shape[1]):
+        f, v = flag[:, j], value[:, j]
+        idx = np.nonzero(f)[0]
+        if idx.size == 0:
+            continue
+        brk = np.nonzero((np.diff(idx) > 1) | (v[idx[1:]] != v[idx[:-1]]))[0]
+        starts = np.concatenate(([0], brk + 1))
+        ends = np.concatenate((brk, [idx.size - 1]))
+        out[idx[(starts + ends) // 2], j] = True
+    return out
 
 
 def _mode(values: np.ndarray) -> float:
