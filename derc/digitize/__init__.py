@@ -425,7 +425,7 @@ def _trace_rows(
     hs, he = _run_ends(mask & ~valley, axis=0)
     kk = np.arange(hw)[None, None, :]
     inside = (kk >= ti[:, :, None] + radius[None, :, None] + 0.5) & (kk <= bi[:, :, None] - radius[None, :, None] - 0.5)
-    steep = mask & ~valley & tall[:, :, None] & inside & ((he - hs + 1) <= (thick + 1.5)[None, :, None])
+    steep = mask & ~valley & tall[:, :, None] & inside & ((he - hs + 1) <= (3.0 * thick + 2.0)[None, :, None])
     # extreme columns of tall runs: the apex (or trough) is the run's end, pulled in by the pen radius
     up = np.full_like(ti, hw)
     up[:, :] = np.where(valid, ti, hw)
@@ -437,17 +437,36 @@ def _trace_rows(
     # sub-pixel x of a steep stroke: ink-weighted centre of its horizontal run and the anti-aliased pixel each side
     wx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win, axis=0, dtype=np.float64)], axis=0)
     xx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win * np.arange(n)[:, None, None], axis=0, dtype=np.float64)])
+    # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
+    csum = np.concatenate([np.zeros((n, r, 1)), np.cumsum(win, axis=2, dtype=np.float64)], axis=2)
+    flat_mass = csum[ni, ri, np.minimum(bi + 2, hw)] - csum[ni, ri, np.maximum(ti - 1, 0)]
+    flat = valid & ~tall
+    half_w = np.array([0.5 * np.median(flat_mass[flat[:, j], j]) if flat[:, j].any() else 0.5 * thick[j] for j in rr])
     points = []
     for j in rr:
         ci, kj = np.nonzero(steep[:, j, :])
-        a, b = np.maximum(hs[ci, j, kj] - 1, 0), np.minimum(he[ci, j, kj] + 2, n)
+        _, first = np.unique(np.stack([kj, hs[ci, j, kj]]), axis=1, return_index=True)  # one point set per run
+        ci, kj = ci[first], kj[first]
+        s0, s1 = hs[ci, j, kj], he[ci, j, kj]
+        a, b = np.maximum(s0 - 1, 0), np.minimum(s1 + 2, n)
         mass = wx[b, j, kj] - wx[a, j, kj]
         x_run = np.where(mass > 0, (xx[b, j, kj] - xx[a, j, kj]) / np.where(mass > 0, mass, 1.0), 0.5 * (a + b - 1))
-        xs = np.concatenate([np.nonzero(use_col[:, j])[0].astype(np.float64), x_run])
-        ys = np.concatenate([col_y[use_col[:, j], j], kj.astype(np.float64)]) + lo[j]
+        # a run wider than one stroke holds an up- and a downstroke that touch: their centre lines sit a
+        # stroke half-width inside the run's sub-pixel edges
+        x_l = s0 - _edge_frac(win[s0, j, kj], win[np.maximum(s0 - 1, 0), j, kj] * (s0 > 0))
+        x_r = s1 + _edge_frac(win[s1, j, kj], win[np.minimum(s1 + 1, n - 1), j, kj] * (s1 < n - 1))
+        two = (x_r - x_l) > 2.0 * half_w[j] + 0.5
+        x_col = np.nonzero(use_col[:, j])[0].astype(np.float64)
+        xs = np.concatenate([x_col, np.where(two, x_l + half_w[j], x_run), x_r[two] - half_w[j]])
+        ys = np.concatenate([col_y[use_col[:, j], j], kj.astype(np.float64), kj[two].astype(np.float64)]) + lo[j]
         order = np.argsort(xs, kind="stable")
         points.append((xs[order] + c0, ys[order]))
     return points
+
+
+def _edge_frac(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """How far (0..1 px) beyond the last inked pixel the ink crosses the threshold, linearly between centres."""
+    return np.clip((inside - INK_THRESHOLD) / np.maximum(inside - outside, 1e-6), 0.0, 1.0)
 
 
 def _plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
