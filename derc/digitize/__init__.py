@@ -403,15 +403,18 @@ def _trace_rows(
     win = np.where(outside[:, :, None], 0.0, win)
     win = np.ascontiguousarray(np.transpose(win, (2, 0, 1)), dtype=np.float32)  # (N, R, hw)
     mask, top, bot = _dp_runs(win, lo, pitch_px, pen, resets)
-    wsum = np.cumsum(np.where(mask, win, 0.0), axis=2, dtype=np.float64)
-    ysum = np.cumsum(np.where(mask, win * np.arange(hw), 0.0), axis=2, dtype=np.float64)
     n, r = mask.shape[0], mask.shape[1]
+    # ink-weighted centre of each column's run and the anti-aliased pixel each side of it
+    wsum = np.concatenate([np.zeros((n, r, 1)), np.cumsum(win, axis=2, dtype=np.float64)], axis=2)
+    ysum = np.cumsum(win * np.arange(hw), axis=2, dtype=np.float64)
+    ysum = np.concatenate([np.zeros((n, r, 1)), ysum], axis=2)
     rr = np.arange(r)
     valid = top >= 0
     ti, bi = np.clip(top, 0, hw - 1), np.clip(bot, 0, hw - 1)
     ni, ri = np.meshgrid(np.arange(n), rr, indexing="ij")
-    w_tot = wsum[ni, ri, bi] - np.where(ti > 0, wsum[ni, ri, np.maximum(ti - 1, 0)], 0.0)
-    y_tot = ysum[ni, ri, bi] - np.where(ti > 0, ysum[ni, ri, np.maximum(ti - 1, 0)], 0.0)
+    ta, tb = np.maximum(ti - 1, 0), np.minimum(bi + 2, hw)
+    w_tot = wsum[ni, ri, tb] - wsum[ni, ri, ta]
+    y_tot = ysum[ni, ri, tb] - ysum[ni, ri, ta]
     cen = np.where(w_tot > 0, y_tot / np.where(w_tot > 0, w_tot, 1.0), (ti + bi) / 2.0)
     extent = np.where(valid, bi - ti + 1, 0)
     thick = np.array([np.median(extent[valid[:, j], j]) if valid[:, j].any() else 1.0 for j in rr])
@@ -432,16 +435,18 @@ def _trace_rows(
     dn = np.where(valid, bi, -1)
     apex = _plateau_middle(tall & (up <= np.roll(up, 1, 0)) & (up <= np.roll(up, -1, 0)), up)
     trough = _plateau_middle(tall & (dn >= np.roll(dn, 1, 0)) & (dn >= np.roll(dn, -1, 0)), dn)
-    col_y = np.where(apex, ti + radius, np.where(trough, bi - radius, cen))
+    # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
+    flat_mass = w_tot
+    flat = valid & ~tall
+    half_w = np.array([0.5 * np.median(flat_mass[flat[:, j], j]) if flat[:, j].any() else 0.5 * thick[j] for j in rr])
+    # sub-pixel ends of the run: the apex (trough) is half a stroke width inside
+    top_edge = ti - _edge_frac(win[ni, ri, ti], np.where(ti > 0, win[ni, ri, np.maximum(ti - 1, 0)], 0.0))
+    bot_edge = bi + _edge_frac(win[ni, ri, bi], np.where(bi < hw - 1, win[ni, ri, np.minimum(bi + 1, hw - 1)], 0.0))
+    col_y = np.where(apex, top_edge + half_w[None, :], np.where(trough, bot_edge - half_w[None, :], cen))
     use_col = valid & (~tall | apex | trough)
     # sub-pixel x of a steep stroke: ink-weighted centre of its horizontal run and the anti-aliased pixel each side
     wx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win, axis=0, dtype=np.float64)], axis=0)
     xx = np.concatenate([np.zeros((1, r, hw)), np.cumsum(win * np.arange(n)[:, None, None], axis=0, dtype=np.float64)])
-    # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
-    csum = np.concatenate([np.zeros((n, r, 1)), np.cumsum(win, axis=2, dtype=np.float64)], axis=2)
-    flat_mass = csum[ni, ri, np.minimum(bi + 2, hw)] - csum[ni, ri, np.maximum(ti - 1, 0)]
-    flat = valid & ~tall
-    half_w = np.array([0.5 * np.median(flat_mass[flat[:, j], j]) if flat[:, j].any() else 0.5 * thick[j] for j in rr])
     points = []
     for j in rr:
         ci, kj = np.nonzero(steep[:, j, :])
