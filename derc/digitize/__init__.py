@@ -8,6 +8,7 @@ seconds, and resample each panel into its lead's time window.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -297,6 +298,60 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | Non
     )
 
 
+def _row_lines(ink: np.ndarray, fit: PageFit, pitch_mm: float, strips: int = 10) -> np.ndarray:
+    """Per row ``(intercept, slope)`` of its isoelectric line ``y = c0 + c1 * x``: the ink's row-profile peak in
+    ``strips`` vertical strips between the row's ends, fitted robustly (QRS and wander strips drop out)."""
+    h, _ = ink.shape
+    half = max(2, int(0.45 * pitch_mm * fit.ay))
+    sigma = max(0.5, 0.3 * fit.ay)
+    out = np.zeros((len(fit.row_baselines_px), 2))
+    for r, y0 in enumerate(fit.row_baselines_px):
+        x_l = fit.row_ax[r] * TRACE_LEFT_MM + fit.row_bx[r]
+        x_r = fit.row_ax[r] * TRACE_RIGHT_MM + fit.row_bx[r]
+        edges = np.linspace(x_l, x_r, strips + 1).astype(np.int64)
+        lo, hi = int(max(0, y0 - half)), int(min(h, y0 + half + 1))
+        xs, ys = [], []
+        for a, b in itertools.pairwise(edges):
+            prof = gaussian_filter1d(ink[lo:hi, max(a, 0) : max(b, 1)].sum(axis=1).astype(np.float64), sigma)
+            if prof.size and prof.max() > 0:
+                xs.append(0.5 * (a + b))
+                ys.append(lo + float(np.argmax(prof)))
+        xs_a, ys_a = np.asarray(xs), np.asarray(ys)
+        if xs_a.size >= 3:
+            line = _robust_line(xs_a, ys_a)
+            slope = (line[-1] - line[0]) / max(xs_a[-1] - xs_a[0], 1.0)
+            out[r] = (line[0] - slope * xs_a[0], slope)
+        else:
+            out[r] = (y0, 0.0)
+    return out
+
+
+def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | None:
+    """The ink warped so that every row is level and its ends sit where the layout puts them, or None when
+    the rows already are (within a pixel): a homography from each row's two ends (perspective)."""
+    lay = page_layout(fit.layout)
+    lines = _row_lines(ink, fit, lay.row_pitch_mm)
+    row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
+    last_mm = TRACE_RIGHT_MM - (PAPER_SPEED_MM_PER_S / fs if fs else 0.0)
+    x_l, x_r = row_ax * TRACE_LEFT_MM + row_bx, row_ax * last_mm + row_bx
+    drift = np.abs(lines[:, 1]) * (x_r - x_l)
+    if lines.shape[0] < 3 or np.max(drift) < 1.5:
+        return None
+    base = np.asarray(lay.row_baselines_mm())
+    src = np.concatenate(
+        [np.stack([x_l, lines[:, 0] + lines[:, 1] * x_l], 1), np.stack([x_r, lines[:, 0] + lines[:, 1] * x_r], 1)]
+    )
+    dst = np.concatenate(
+        [np.stack([fit.ax * TRACE_LEFT_MM + fit.bx + 0 * base, fit.ay * base + fit.by], 1),
+         np.stack([fit.ax * last_mm + fit.bx + 0 * base, fit.ay * base + fit.by], 1)]
+    )  # fmt: skip
+    hom, _ = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), 0)
+    if hom is None:
+        return None
+    h, w = ink.shape
+    return cv2.warpPerspective(ink, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
 def _viterbi(unary: np.ndarray, step: np.ndarray, resets: np.ndarray) -> np.ndarray:
     """Cheapest path per row through (N, R, K) unary costs; moving between window pixels k and k+1 in
     column i costs ``step[i, r, k]`` (so vertical strokes follow the ink); at ``resets`` any jump is free.
@@ -529,6 +584,10 @@ def digitize(
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
     fit = _fit_page(ink, layout, angle, fs)
+    level = _rectify(ink, fit, fs)
+    if level is not None:
+        ink = level
+        fit = _fit_page(ink, fit.layout, angle, fs)
     lay: PageLayout = page_layout(fit.layout)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
