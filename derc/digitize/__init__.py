@@ -35,8 +35,9 @@ CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # pulse: flat 
 TRACE_RIGHT_MM = TRACE_LEFT_MM + TRACE_WIDTH_MM
 END_CAP_FRACTION = 0.34
 # rows whose smoothed tilt moves them less than this across the page are left as they are: baseline wander
-# alone tilts the smoothed rows by up to ~3.7 px (clean 896x1152 pages), the benchmark's perspective by 1-10 px
-RECTIFY_MIN_DRIFT_PX = 4.5
+# alone tilts the smoothed rows by up to ~0.9 mm (3.7 px on clean 896x1152 pages), the benchmark's
+# perspective by 0.2-2.5 mm
+RECTIFY_MIN_DRIFT_MM = 1.1
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | No
     x_c = 0.5 * (x_l + x_r)
     y_c = lines[:, 0] + lines[:, 1] * x_c
     slope = _robust_line(y_c, lines[:, 1])
-    if np.max(np.abs(slope) * (x_r - x_l)) < RECTIFY_MIN_DRIFT_PX:
+    if np.max(np.abs(slope) * (x_r - x_l)) < RECTIFY_MIN_DRIFT_MM * fit.ay:
         return None
     lines = np.stack([y_c - slope * x_c, slope], axis=1)
     base = np.asarray(lay.row_baselines_mm())
