@@ -1,9 +1,14 @@
 """Ink-probability page image -> 12-lead signal in mV (the Challenge's digitization task).
 
 Pipeline: estimate and undo a small rotation, find the rows' baselines in the ink's row profile and
-fit them to a layout from :mod:`derc.render.layout`, anchor the x axis on the traces' ends (and the
-calibration pulse), trace every row column by column following continuity, convert px to mV and
-seconds, and resample each panel into its lead's time window.
+fit them to a layout from :mod:`derc.render.layout`, anchor each row's x axis on its trace's sub-pixel
+ends (less the pen's round cap, a third of the ink mass per column), and when the rows tilt apart
+(perspective) warp the page by a homography from the rows' ends and refit. Each row is traced column by
+column following continuity (Viterbi); flat columns give their ink-weighted centre, apexes and troughs the
+sub-pixel run end less half a stroke width, and steep strokes the ink-weighted x of every pixel row's
+horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke
+touch). Px become mV and seconds, and each panel is resampled into its lead's time window relative to its
+isoelectric level. Samples a layout does not show stay ``fill`` (NaN).
 """
 
 from __future__ import annotations
