@@ -275,7 +275,8 @@ def _fit_x(
     right = _robust_line(rows_px, rights - radius)
     ax = (right - left) / (last_mm - TRACE_LEFT_MM)
     bx = left - ax * TRACE_LEFT_MM
-    bad = ~np.isfinite(ax) | (ax < 0.85 * ax0) | (ax > 1.15 * ax0) | (np.abs(bx) > 25.0 * ax0)
+    # padding or cropping moves the page by up to ~10% of its width (bx ~ 100 px at 896x1152)
+    bad = ~np.isfinite(ax) | (ax < 0.85 * ax0) | (ax > 1.15 * ax0) | (np.abs(bx) > 0.2 * ink.shape[1])
     ax = np.where(bad, ax0, ax)
     bx = np.where(bad, 0.0, bx)
     return ax, bx
