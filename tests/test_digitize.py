@@ -24,12 +24,12 @@ from derc.synth import sample_labels, synthesize
 
 FS = 500.0
 N = 5000
-# The issue's 20 dB mean per lead is not reached on the real renderer's pages (see below); these are the
-# mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) the digitizer reaches on the seeded
-# signals below; the issue's target is 20 dB. Low-amplitude leads (|v| ~ 0.1 mV, ~0.02 mV of drawn noise)
-# cap single leads at a few dB at 896x1152 (1 px = 0.024 mV), and in 12x1 S waves that cross the next
-# row's trace are cut, so the floors sit below the target.
-CLEAN_FLOORS = {"3x4": 10.5, "6x2": 10.5, "12x1": 8.0}
+# Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below, ~1.5 dB
+# under what the digitizer reaches (200 dpi / 896x1152: 3x4 16.9/16.6, 6x2 17.4/16.5, 12x1 14.4/13.7).
+# The issue's 20 dB is reached on some records only: the pen (3-4 px wide at 896x1152, ~15 samples)
+# averages the synthetic signals' EMG noise away (a 13-sample moving average of the reference itself
+# scores 12-17 dB), and in 12x1 S waves that cross the next row's trace are cut.
+CLEAN_FLOORS = {"3x4": 15.0, "6x2": 15.0, "12x1": 12.0}
 
 
 def make_signal(seed: int) -> np.ndarray:
@@ -73,13 +73,7 @@ def test_detect_layout(signal: np.ndarray, layout: str) -> None:
     assert detect_layout(render_ink(signal, FS, layout, rng=rng, shape=(224, 288)).ink) == layout
 
 
-PERSPECTIVE = pytest.mark.xfail(
-    reason="perspective tilts each row differently; per-row x anchors are in, per-row baseline tilt is not",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("distortion", ["rotation", pytest.param("perspective", marks=PERSPECTIVE)])
+@pytest.mark.parametrize("distortion", ["rotation", "perspective"])
 def test_geometric_distortion_close_to_clean(signal: np.ndarray, distortion: str) -> None:
     clean = digitize(render_ink(signal, FS, "3x4", rng=np.random.default_rng(5)).ink, fs=FS, num_samples=N, leads=LEADS)
     page = render_ink(signal, FS, "3x4", rng=np.random.default_rng(5), noise=DISTORTIONS[distortion])
@@ -89,7 +83,7 @@ def test_geometric_distortion_close_to_clean(signal: np.ndarray, distortion: str
     est = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS)
     ref, got = np.nanmean(shown_snr(signal, clean, "3x4")), np.nanmean(shown_snr(signal, est, "3x4"))
     print(distortion, "clean", round(float(ref), 2), "distorted", round(float(got), 2))
-    assert got >= ref - (2.0 if distortion == "rotation" else 6.0), (ref, got)
+    assert got >= ref - 2.0, (ref, got)  # measured: rotation -0.5 dB, perspective -0.4 dB
 
 
 def test_noisy_renderings_floor() -> None:
@@ -102,7 +96,7 @@ def test_noisy_renderings_floor() -> None:
         est = digitize(degrade(page.ink, rng), fs=FS, num_samples=N, leads=LEADS)
         snrs.append(np.nanmean(shown_snr(sig, est, layout)))
     print("noisy mean SNR per page (dB):", np.round(snrs, 2))
-    assert np.mean(snrs) >= 2.0, np.round(snrs, 2)  # measured 3.9 dB
+    assert np.mean(snrs) >= 5.0, np.round(snrs, 2)  # measured 6.7 dB (-1.0, 12.1, 8.9)
 
 
 def test_output_follows_arguments(signal: np.ndarray) -> None:
