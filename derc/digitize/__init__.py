@@ -184,15 +184,18 @@ def _run_ends(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return start, np.minimum(end, n - 1)
 
 
+def _row_bands(rows_px: np.ndarray, half: int, height: int) -> list[tuple[int, int]]:
+    """Image row ranges [lo, hi) of ``half`` px around each baseline, clipped; bands under 2 px are dropped."""
+    bands = [(int(max(0, y - half)), int(min(height, y + half + 1))) for y in rows_px]
+    return [(lo, hi) for lo, hi in bands if hi - lo >= 2]
+
+
 def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     """Median vertical ink-run length near the row baselines (mostly flat trace, so the pen's width in px)."""
     h, w = ink.shape
     cols = np.linspace(0.1 * w, 0.95 * w, 200).astype(np.int64)
     lengths = []
-    for y in rows_px:
-        lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
-        if hi - lo < 2:
-            continue
+    for lo, hi in _row_bands(rows_px, half, h):
         m = ink[lo:hi, cols] > INK_THRESHOLD
         start, end = _run_ends(m, axis=0)
         first = m & (start == np.arange(hi - lo)[:, None])  # one entry per run
@@ -230,10 +233,7 @@ def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     h, w = ink.shape
     cols = np.linspace(0.12 * w, 0.93 * w, 300).astype(np.int64)
     sums = []
-    for y in rows_px:
-        lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
-        if hi - lo < 2:
-            continue
+    for lo, hi in _row_bands(rows_px, half, h):
         s = ink[lo:hi, cols].sum(axis=0)
         sums.append(s[s > 0.5])
     allv = np.concatenate(sums) if sums else np.zeros(0)
