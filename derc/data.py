@@ -54,9 +54,8 @@ class _EpochDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.noise = NoiseConfig().scaled(config.noise_level)
-        self.dpi = dpi_for_width(config.image_width)
-        low, high = config.render_dpi_scale
-        self.dpi_range = (min(self.dpi * low, MAX_RENDER_DPI), min(self.dpi * high, MAX_RENDER_DPI))
+        native, (low, high) = dpi_for_width(config.image_width), config.render_dpi_scale
+        self.dpi_range = (min(native * low, MAX_RENDER_DPI), min(native * high, MAX_RENDER_DPI))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -60,7 +60,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "GIF"),
 )
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
-_DIRECT_MODES = {"1", "L", "P", "RGB", "CMYK", "YCbCr", "RGBX"}
 _NUMERIC_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 # Orientation analysis works on a copy whose longer side is this many pixels.
 _ANALYSIS_SIDE = 1200
@@ -210,9 +209,7 @@ def _convert(image: Image.Image) -> np.ndarray:
         return np.repeat(_scale_numeric(image)[..., None], 3, axis=2)
     if mode == "RGB":
         return np.asarray(image)  # already RGB: no converted copy
-    if mode in _DIRECT_MODES:
-        return np.asarray(image.convert("RGB"))
-    return np.asarray(image.convert("RGB"))  # LAB, HSV, ...: PIL raises if it cannot
+    return np.asarray(image.convert("RGB"))  # 1, L, P, CMYK, YCbCr, LAB, ...: PIL raises if it cannot
 
 
 def _exif_upright(image: Image.Image) -> Image.Image:
