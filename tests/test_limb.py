@@ -1,0 +1,50 @@
+"""Limb-lead completion: unshown limb-lead samples derived from the limb leads shown at the same time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derc.digitize.evaluation import shown_mask
+from derc.digitize.limb import complete_limb_leads
+from derc.labels import LEADS
+from derc.synth import sample_labels, synthesize
+
+FS = 500.0
+
+
+@pytest.fixture(scope="module")
+def signal() -> np.ndarray:
+    rng = np.random.default_rng(21)
+    return synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
+
+
+def test_3x4_limb_leads_derived_exactly(signal: np.ndarray) -> None:
+    shown = shown_mask("3x4", signal.shape[0], FS)
+    out = complete_limb_leads(np.where(shown, signal, np.nan), LEADS)
+    np.testing.assert_array_equal(out[shown], signal[shown].astype(np.float32))  # shown samples untouched
+    n = int(5.0 * FS)
+    # first 5 s: every limb lead known (I, II, III shown in 0-2.5 s; aVR, aVL, aVF and the rhythm strip after)
+    np.testing.assert_allclose(out[:n, :6], signal[:n, :6], atol=1e-5)
+    assert np.isnan(out[n:, [0, 2, 3, 4, 5]]).all()  # after 5 s only lead II is shown: nothing to derive
+    assert np.isnan(out[:, 6:][~shown[:, 6:]]).all()  # chest leads stay NaN
+
+
+def test_noisy_estimates_average_and_single_leads_stay_nan(signal: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    noisy = signal + rng.normal(0, 0.02, signal.shape)
+    est = np.full_like(signal, np.nan)
+    est[:100, [3, 4, 5, 1]] = noisy[:100, [3, 4, 5, 1]]  # aVR, aVL, aVF and II: I and III by least squares
+    est[100:200, 1] = noisy[100:200, 1]  # II alone: rank 1
+    est[200:300, [1, 5]] = noisy[200:300, [1, 5]]  # II and aVF: rank 2, exact solve
+    out = complete_limb_leads(est, [name.upper() for name in LEADS])
+    err = out[:100, [0, 2]] - signal[:100, [0, 2]]
+    assert np.sqrt(np.mean(err**2)) < 0.03  # least squares over 4 noisy leads: near their own noise
+    assert np.isnan(out[100:200, [0, 2, 3, 4, 5]]).all()
+    np.testing.assert_allclose(out[200:300, 0], 2 * (noisy[200:300, 1] - noisy[200:300, 5]), atol=1e-5)
+
+
+def test_without_limb_leads_nothing_changes() -> None:
+    data = np.full((10, 3), np.nan)
+    data[:, 0] = 1.0
+    np.testing.assert_array_equal(complete_limb_leads(data, ["I", "V1", "X"]), data.astype(np.float32))
