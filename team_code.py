@@ -61,5 +61,6 @@ def run_models(record, digitization_model, classification_model, verbose):
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
             record=record,
+            images=images,
         )
     return signal, labels

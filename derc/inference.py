@@ -148,19 +148,28 @@ class Digitizer:
         return cls()
 
     def signal(
-        self, ink: torch.Tensor, *, fs: float, num_samples: int, leads: Sequence[str], record: str = ""
+        self,
+        ink: torch.Tensor,
+        *,
+        fs: float,
+        num_samples: int,
+        leads: Sequence[str],
+        record: str = "",
+        images: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | None:
         """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails.
 
-        The signal is the second output: a page the digitizer cannot read (an unknown layout, say) gets no
-        signal, logged with the reason, and keeps its labels.
+        ``images`` are the RGB pages the ink maps came from (any size): their printed grid corrects the time
+        axis of a wrinkled or creased page. The signal is the second output: a page the digitizer cannot
+        read (an unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import digitize
 
         index = min(self.image_index, ink.shape[0] - 1)
         ink_map = ink[index, 0].float().cpu().numpy()
+        page = None if images is None or index >= len(images) else images[index]
         try:
-            return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads))
+            return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads), page=page)
         except Exception as error:
             log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
             return None

@@ -2,17 +2,21 @@
 
 Pipeline: estimate and undo a small rotation, find the rows' baselines in the ink's row profile and
 fit them to a layout from :mod:`derc.render.layout`, anchor each row's x axis on its trace's sub-pixel
-ends (less the pen's round cap, a third of the ink mass per column), and when the rows tilt apart
-(perspective) warp the page by a homography from the rows' ends and refit. Each row is traced column by
-column following continuity (Viterbi); flat columns give their ink-weighted centre, apexes and troughs the
-sub-pixel run end less half a stroke width, and steep strokes the ink-weighted x of every pixel row's
-horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke
-touch). Px become mV and seconds, and each panel is resampled into its lead's time window relative to its
-isoelectric level. Samples a layout does not show stay ``fill`` (NaN).
+ends (less the pen's round cap, a third of the ink mass per column), rescale a faint trace, and when the
+rows tilt apart (perspective) warp the page by a homography from the rows' ends and refit. With the page
+photo, its printed grid (:mod:`derc.digitize.grid`) gives the scale of rows cut by the image edge and the
+local shifts of creased or wrinkled paper. Each row is traced column by column following continuity
+(Viterbi); flat columns give their ink-weighted centre, apexes and troughs the sub-pixel run end less half
+a stroke width, and steep strokes the ink-weighted x of every pixel row's horizontal run (two centre lines,
+a half-width inside the run's edges, where an up- and a downstroke touch). Px become mV and seconds, and
+each panel is resampled into its lead's time window relative to its isoelectric level. Limb leads not shown
+at a time are derived from those shown then (:mod:`derc.digitize.limb`); other unshown samples stay
+``fill`` (NaN).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,9 +26,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
+from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
+from derc.digitize.limb import complete_limb_leads
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
     GAIN_MM_PER_MV,
+    GRID_MAJOR_MM,
     LAYOUTS,
     PAGE_HEIGHT_MM,
     PAGE_WIDTH_MM,
@@ -39,10 +46,19 @@ INK_THRESHOLD = 0.5
 CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # pulse: flat 1 mm, up 5 mm, flat 1 mm
 TRACE_RIGHT_MM = TRACE_LEFT_MM + TRACE_WIDTH_MM
 END_CAP_FRACTION = 0.34
+# a trace whose typical peak ink is below FULL_INK_LEVEL is rescaled to peak 1 (above MIN_INK_LEVEL: an
+# emptier page is left alone rather than blowing up its noise). Clean 896x1152 pages peak at 0.94-1.0; blurred
+# ink maps at 0.61-0.62 gained 1.2-1.4 dB from the rescaling, at 0.83-0.86 they lost 0.3-1.0 dB (the mask
+# grows into the blur), so only clearly faint traces are rescaled.
+FULL_INK_LEVEL = 0.75
+MIN_INK_LEVEL = 0.15
 # rows whose smoothed tilt moves them less than this across the page are left as they are: baseline wander
 # alone tilts the smoothed rows by up to ~0.9 mm (3.7 px on clean 896x1152 pages), the benchmark's
 # perspective by 0.2-2.5 mm
 RECTIFY_MIN_DRIFT_MM = 1.1
+# a row's time scale from its two trace ends is replaced by the printed grid's when they differ by more than
+# this fraction (undistorted pages: 0.03-0.2 %)
+GRID_SCALE_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,11 @@ def deskew(ink: np.ndarray, angle_deg: float) -> np.ndarray:
     h, w = ink.shape
     m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle_deg, 1.0)
     return cv2.warpAffine(ink, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def _warp(image: np.ndarray, hom: np.ndarray) -> np.ndarray:
+    h, w = image.shape
+    return cv2.warpPerspective(image, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
 def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +261,18 @@ def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     return float(np.median(allv)) if allv.size else 1.0
 
 
+def _ink_level(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
+    """Typical peak ink of the trace: per row band, the median over columns of the column's maximum.
+
+    A blurred or faint ink map (an unsure UNet, a pale scan) holds the trace at well under 1; thresholding
+    it at :data:`INK_THRESHOLD` as it is loses the thin steep strokes first, which cuts QRS peaks.
+    """
+    h, w = ink.shape
+    cols = np.linspace(0.12 * w, 0.93 * w, 300).astype(np.int64)
+    levels = [float(np.median(ink[lo:hi, cols].max(axis=0))) for lo, hi in _row_bands(rows_px, half, h)]
+    return float(np.median(levels)) if levels else 1.0
+
+
 def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``v`` smoothed as a line in ``y`` (outliers dropped); NaNs filled; median when too few points."""
     ok = np.isfinite(v)
@@ -337,8 +370,9 @@ def _row_lines(ink: np.ndarray, fit: PageFit, pitch_mm: float, strips: int = 10)
 
 
 def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | None:
-    """The ink warped so that every row is level and its ends sit where the layout puts them, or None when
-    the rows already are (within a pixel): a homography from each row's two ends (perspective)."""
+    """The homography that makes every row level with its ends where the layout puts them, or None when the
+    rows already are (their smoothed tilt moves them less than RECTIFY_MIN_DRIFT_MM): from each row's two ends
+    (perspective)."""
     lay = page_layout(fit.layout)
     lines = _row_lines(ink, fit, lay.row_pitch_mm)
     row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
@@ -363,10 +397,7 @@ def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | No
          np.stack([fit.ax * last_mm + fit.bx + 0 * base, fit.ay * base + fit.by], 1)]
     )  # fmt: skip
     hom, _ = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), 0)
-    if hom is None:
-        return None
-    h, w = ink.shape
-    return cv2.warpPerspective(ink, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return hom
 
 
 def _viterbi(unary: np.ndarray, step: np.ndarray, resets: np.ndarray) -> np.ndarray:
@@ -541,6 +572,43 @@ def _trace_rows(
     return points
 
 
+def _grid_time_axes(grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float) -> PageFit:
+    """Rows whose trace runs into the image's edge (a zoomed-in or cropped photo) cannot take their scale from
+    their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
+    ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle)."""
+    w = ink.shape[1]
+    half = int(0.5 * lay.row_pitch_mm * fit.ay)
+    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
+    margin = 2.0 + 0.5 * fit.ay  # px: a trace end this close to the image edge was cut there
+    row_ax, row_bx = list(fit.row_ax), list(fit.row_bx)
+    for r, y in enumerate(fit.row_baselines_px):
+        ax, bx = row_ax[r], row_bx[r]
+        x_left, x_right = ax * TRACE_LEFT_MM + bx, ax * last_mm + bx
+        cut_left, cut_right = x_left < margin, x_right > w - 1 - margin
+        scale = grid_scale(grid, ink, int(y) - half, int(y) + half + 1, GRID_MAJOR_MM * ax, x_left, x_right)
+        if scale is None or (cut_left and cut_right):
+            continue
+        if cut_right or (not cut_left and abs(scale / ax - 1.0) > GRID_SCALE_TOLERANCE):
+            row_ax[r], row_bx[r] = scale, x_left - scale * TRACE_LEFT_MM
+        elif cut_left:
+            row_ax[r], row_bx[r] = scale, x_right - scale * last_mm
+    return dataclasses.replace(fit, row_ax=tuple(row_ax), row_bx=tuple(row_bx))
+
+
+def _grid_shifts(
+    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float
+) -> list[np.ndarray | None]:
+    """Per row, the grid-measured local paper shift (px per column) off the straight line through its ends."""
+    half = int(0.5 * lay.row_pitch_mm * fit.ay)
+    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
+    out: list[np.ndarray | None] = []
+    for r, y in enumerate(fit.row_baselines_px):
+        ax, bx = fit.row_ax[r], fit.row_bx[r]
+        x_left, x_right = ax * TRACE_LEFT_MM + bx, ax * last_mm + bx
+        out.append(row_shift(grid, ink, int(y) - half, int(y) + half + 1, GRID_MAJOR_MM * ax, x_left, x_right))
+    return smooth_across_rows(out)
+
+
 def _edge_frac(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
     """How far (0..1 px) beyond the last inked pixel the ink crosses the threshold, linearly between centres."""
     return np.clip((inside - INK_THRESHOLD) / np.maximum(inside - outside, 1e-6), 0.0, 1.0)
@@ -582,6 +650,8 @@ def digitize(
     leads: Sequence[str],
     layout: str | None = None,
     fill: float = np.nan,
+    derive_limb: bool = True,
+    page: np.ndarray | None = None,
 ) -> np.ndarray:
     """Recover the ECG from an ink-probability page (1 = waveform ink), as ``(num_samples, len(leads))`` float32 mV.
 
@@ -591,28 +661,61 @@ def digitize(
     taken from the 10 s rhythm strip when the layout has one. Samples outside the shown window(s), beyond
     10 s, of leads unknown to the layout, or of panels where no trace was found are ``fill`` (NaN by
     default: the Challenge's SNR leaves NaN samples out and scales by the kept fraction, which beats zeros).
+    With ``derive_limb`` a limb lead's unshown samples are first derived from the limb leads shown at the same
+    time (:func:`derc.digitize.limb.complete_limb_leads`: in 3x4, I and III over 2.5-5 s from aVR, aVL, aVF
+    and the rhythm strip, and aVR, aVL, aVF over 0-2.5 s from I, II and III). ``page`` is the RGB photo the
+    ink map came from (any size; resized to the ink's): its printed grid corrects each row's time axis
+    where the paper is locally stretched or shifted (:mod:`derc.digitize.grid`).
     """
     if num_samples < 0 or fs <= 0:
         raise ValueError("need fs > 0 and num_samples >= 0")
-    out = np.full((num_samples, len(leads)), fill, dtype=np.float32)
+    out = np.full((num_samples, len(leads)), np.nan, dtype=np.float32)
     if num_samples == 0 or len(leads) == 0:
-        return out
+        return np.full_like(out, fill)
     ink = _as_ink(ink)
+    grid = None
+    if page is not None:
+        page = np.asarray(page)
+        if page.shape[:2] != ink.shape:
+            page = cv2.resize(page, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_AREA)
+        grid = grid_map(page)
+    _trace_panels(ink, out, fs, leads, layout, grid)
+    if derive_limb:
+        out = complete_limb_leads(out, leads)
+    if not np.isnan(fill):
+        out[np.isnan(out)] = fill
+    return out
+
+
+def _trace_panels(
+    ink: np.ndarray, out: np.ndarray, fs: float, leads: Sequence[str], layout: str | None, grid: np.ndarray | None
+) -> None:
+    """Trace the page and write each shown panel into its lead's time window of ``out`` (NaN elsewhere)."""
+    num_samples = out.shape[0]
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
+    grid = None if grid is None else deskew(grid, angle)
     fit = _fit_page(ink, layout, angle, fs)
-    level = _rectify(ink, fit, fs)
-    if level is not None:
-        ink = level
-        fit = _fit_page(ink, fit.layout, angle, fs)
     lay: PageLayout = page_layout(fit.layout)
+    peak = _ink_level(ink, np.asarray(fit.row_baselines_px), max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
+    if MIN_INK_LEVEL < peak < FULL_INK_LEVEL:  # faint trace: stretch it so its centre line reads as full ink
+        ink = np.minimum(ink * (1.0 / peak), 1.0)
+        fit = _fit_page(ink, fit.layout, angle, fs)
+    hom = _rectify(ink, fit, fs)
+    if hom is not None:
+        ink = _warp(ink, hom)
+        grid = None if grid is None else _warp(grid, hom)
+        fit = _fit_page(ink, fit.layout, angle, fs)
+    lay = page_layout(fit.layout)
+    if grid is not None:
+        fit = _grid_time_axes(grid, ink, fit, lay, fs)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
     row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
     c0 = int(max(0, np.floor(np.min(row_ax * TRACE_LEFT_MM + row_bx)) - 1))
     c1 = int(min(w, np.ceil(np.max(row_ax * TRACE_RIGHT_MM + row_bx)) + 2))
     if c1 - c0 < 4:
-        return out
+        return
     resets = np.zeros((c1 - c0, rows_px.size), dtype=bool)
     for p in lay.panels:
         resets[int(np.clip(round(row_ax[p.row] * p.x_mm + row_bx[p.row]) - c0, 0, c1 - c0 - 1)), p.row] = True
@@ -622,6 +725,7 @@ def digitize(
     pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, fit.ay, c0, c1, resets, pen)
     mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
+    shifts = _grid_shifts(grid, ink, fit, lay, fs) if grid is not None else [None] * rows_px.size
     for p in lay.panels:
         col = index.get(p.lead.lower())
         if col is None:
@@ -629,6 +733,8 @@ def digitize(
         if p.lead.lower() in rhythm and p.t_end - p.t_start < 10.0 - 1e-6:
             continue  # the rhythm strip supplies this lead
         xs, ys = points[p.row]
+        if shifts[p.row] is not None:  # where the paper is locally shifted, read the time of its unshifted place
+            xs = xs - np.interp(xs, np.arange(w), shifts[p.row])
         ax = row_ax[p.row]
         x_lo, x_hi = ax * p.x_mm + row_bx[p.row], ax * (p.x_mm + p.width_mm) + row_bx[p.row]
         # where two panels meet both pens overlap for about a pen width; the tracer's reset at the panel start
@@ -646,4 +752,3 @@ def digitize(
         if n1 <= n0:
             continue
         out[n0:n1, col] = np.interp(np.arange(n0, n1) / fs, t, v).astype(np.float32)
-    return out

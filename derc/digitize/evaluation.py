@@ -20,11 +20,13 @@ UNET_SHAPE = (896, 1152)  # (height, width) of the UNet's ink maps
 
 @dataclass(frozen=True)
 class InkPage:
-    """An ink map (1 = waveform) and the homography from undistorted page pixels at ``dpi`` to it."""
+    """An ink map (1 = waveform), the noisy RGB photo at its size and the homography from undistorted page
+    pixels at ``dpi`` to them."""
 
     ink: np.ndarray
     page_to_image: np.ndarray
     dpi: float
+    photo: np.ndarray
 
 
 def only(**probabilities: float) -> NoiseConfig:
@@ -57,14 +59,16 @@ def render_ink(
     """Render with :func:`derc.render.render_ecg` ; its clean image as ink, resized to ``shape`` (None: as is)."""
     r = render_ecg(signal, fs, leads=LEADS, layout=layout, dpi=dpi, rng=rng, noise=noise)
     ink = 1.0 - r.clean.astype(np.float32) / 255.0
+    photo = r.noisy
     hom = r.page_to_image
     if shape is not None and ink.shape != shape:
         sy, sx = shape[0] / ink.shape[0], shape[1] / ink.shape[1]
         ink = cv2.resize(ink, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        photo = cv2.resize(photo, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         # pixel centres: x' = (x + 0.5) * s - 0.5
         scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
         hom = scale @ hom
-    return InkPage(np.ascontiguousarray(ink), hom, dpi)
+    return InkPage(np.ascontiguousarray(ink), hom, dpi, photo)
 
 
 def degrade(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""Local time-axis correction from the printed grid of the page photo (wrinkles, creases, lens warp).
+
+The UNet's ink map holds only the waveform, so the digitizer's x axis rests on each row's two trace ends.
+A crumpled or creased sheet shifts the paper locally by up to a millimetre or two (40-80 ms), which those
+two anchors cannot see. The photo's grid can: its 5 mm lines repeat at a known period, so the local phase of
+the grid along a row (complex demodulation at that period, averaged over the row's band) gives how far the
+paper has moved there. Only the part that a straight line through the row's ends does not explain is used.
+
+The grid map is the photo's red-minus-green level: ECG grids are red, pink or orange on white paper, while
+the trace, text and most marks are dark or blue. A page without a coloured grid gives a weak demodulation
+and no correction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d, maximum_filter
+
+from derc.render.layout import GRID_MAJOR_MM
+
+# demodulation window: a Gaussian of this many grid periods (5 mm) along the row
+WINDOW_PERIODS = 1.2
+# a row's correction is used only where the grid's local amplitude is at least this fraction of its median
+MIN_RELATIVE_AMPLITUDE = 0.35
+# pixels whose red level is below this (of full scale) are dark print, not grid (grid lines are light red)
+DARK_RED = 0.55
+# larger corrections are not trusted (the grid phase wraps at half a period, 2.5 mm)
+MAX_SHIFT_MM = 2.0
+# a row whose largest correction is under this is left as it is: on flat, undistorted pages the grid's
+# phase drifts by up to ~0.06 mm against the trace ends, and even that much time error on steep QRS
+# strokes costs ~0.5 dB (measured: no gate -0.5 dB on clean pages; 0.1 mm costs no warped page anything)
+MIN_SHIFT_MM = 0.1
+
+
+def grid_map(page: np.ndarray) -> np.ndarray:
+    """(H, W) float32 grid strength of an RGB (or RGBA) uint8/float page: red minus green, clipped at 0.
+
+    A grey page (H, W) or (H, W, 1) has no colour to tell its grid by: all zeros (no correction)."""
+    arr = np.asarray(page)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] < 3):
+        return np.zeros(arr.shape[:2], dtype=np.float32)
+    if arr.ndim != 3:
+        raise ValueError(f"expected an HxW or HxWx3 page image, got shape {arr.shape}")
+    scale = 255.0 if arr.dtype == np.uint8 or arr.max(initial=0) > 1.5 else 1.0
+    rgb = arr[..., :3].astype(np.float32) / scale
+    grid = np.clip(rgb[..., 0] - rgb[..., 1], 0.0, 1.0)
+    # dark print (text, labels, calibration pulses, the trace itself) is no grid: NaN, left out of the means
+    grid[rgb[..., 0] < DARK_RED] = np.nan
+    return grid
+
+
+def _row_phase(
+    grid: np.ndarray, ink: np.ndarray, y_lo: int, y_hi: int, period_px: float, x_left: float, x_right: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(columns, the paper's offset in px there) of a row's band: the local phase of the grid's 5 mm pattern
+    demodulated at ``period_px``, over the columns between ``x_left`` and ``x_right`` (None: too weak)."""
+    h, w = grid.shape
+    y_lo, y_hi = max(0, y_lo), min(h, y_hi)
+    if y_hi - y_lo < 2 or period_px < 3.0:
+        return None
+    # the trace hides the grid: leave its pixels out
+    band = grid[y_lo:y_hi]
+    free = (maximum_filter(ink[y_lo:y_hi], size=3) < 0.2) & np.isfinite(band)
+    count = free.sum(axis=0)
+    enough = count >= 3
+    if enough.mean() < 0.8:
+        return None
+    # a column's median: horizontal grid lines (under half its pixels) and pen marks drop out, and a
+    # column that loses pixels to a tall QRS keeps its level (a mean there shifted the phase by ~0.2 mm)
+    ordered = np.sort(np.where(free, band, np.inf), axis=0)
+    cols = np.flatnonzero(enough)
+    profile = ordered[(count[cols] - 1) // 2, cols].astype(np.float64)
+    profile = np.interp(np.arange(w), cols, profile)
+    if profile.max() <= 0:
+        return None
+    x = np.arange(w, dtype=np.float64)
+    level = gaussian_filter1d(profile, period_px)
+    profile = profile - level  # keep the line pattern, drop shading
+    carrier = np.exp(-2j * np.pi * x / period_px)
+    sigma = WINDOW_PERIODS * period_px
+    z = gaussian_filter1d((profile * carrier).real, sigma) + 1j * gaussian_filter1d((profile * carrier).imag, sigma)
+    amp = np.abs(z)
+    lo, hi = int(max(0, np.floor(x_left))), int(min(w - 1, np.ceil(x_right)))
+    if hi - lo < 4 * period_px:
+        return None
+    span = slice(lo, hi + 1)
+    strong = amp[span] >= MIN_RELATIVE_AMPLITUDE * np.median(amp[span])
+    if strong.mean() < 0.8:
+        return None
+    # near the edge of the printed grid the window straddles grid and margin, which biases the phase:
+    # columns closer than two windows to where the grid stops are read from further inside
+    inside = _erode(level > 0.3 * np.median(level[span]), int(np.ceil(2.0 * sigma)))
+    strong &= inside[span]
+    if strong.sum() < 4 * period_px:
+        return None
+    # lines at x0 + k * P give phase -2 pi x0 / P: the paper's local offset is -phase * P / (2 pi)
+    phase = np.unwrap(np.angle(z[span]))
+    offset = -phase * period_px / (2.0 * np.pi)
+    xs = x[span]
+    # columns without a trustworthy phase: the reliable ones' straight trend plus their nearest residual
+    trend = np.polyfit(xs[strong], offset[strong], 1)
+    offset = np.polyval(trend, xs) + np.interp(xs, xs[strong], offset[strong] - np.polyval(trend, xs[strong]))
+    return xs, offset
+
+
+def grid_scale(
+    grid: np.ndarray, ink: np.ndarray, y_lo: int, y_hi: int, period_px: float, x_left: float, x_right: float
+) -> float | None:
+    """The grid's own scale (px per mm) along a row, from the drift of its phase against ``period_px``."""
+    got = _row_phase(grid, ink, y_lo, y_hi, period_px, x_left, x_right)
+    if got is None:
+        return None
+    slope = np.polyfit(got[0], got[1], 1)[0]  # offset drifts by 1 - P / P_true per px
+    return float(period_px / (1.0 - slope) / GRID_MAJOR_MM) if slope < 0.5 else None
+
+
+def row_shift(
+    grid: np.ndarray, ink: np.ndarray, y_lo: int, y_hi: int, period_px: float, x_left: float, x_right: float
+) -> np.ndarray | None:
+    """Per image column, how far (px, + = right) the paper in rows ``y_lo:y_hi`` sits from the straight line
+    through ``x_left`` and ``x_right`` (the row's trace ends); None when the grid is too weak to tell."""
+    got = _row_phase(grid, ink, y_lo, y_hi, period_px, x_left, x_right)
+    if got is None:
+        return None
+    xs, offset = got
+    w = grid.shape[1]
+    lo, hi = int(xs[0]), int(xs[-1])
+    # the row's ends fix its straight time axis
+    ends = np.interp([x_left, x_right], xs, offset)
+    line = ends[0] + (xs - x_left) * (ends[1] - ends[0]) / max(x_right - x_left, 1.0)
+    shift = offset - line
+    px_per_mm = period_px / GRID_MAJOR_MM
+    biggest = np.abs(shift).max()
+    if biggest > MAX_SHIFT_MM * px_per_mm or biggest < MIN_SHIFT_MM * px_per_mm:
+        return None
+    out = np.zeros(w)
+    out[lo : hi + 1] = shift
+    out[:lo], out[hi + 1 :] = shift[0], shift[-1]
+    return out
+
+
+def _erode(mask: np.ndarray, n: int) -> np.ndarray:
+    """1-D boolean erosion by ``n`` samples each side (False beyond the ends)."""
+    if n <= 0:
+        return mask
+    run = np.concatenate(([0], np.cumsum(~mask)))
+    idx = np.arange(mask.size)
+    lo, hi = np.clip(idx - n, 0, mask.size), np.clip(idx + n + 1, 0, mask.size)
+    return (run[hi] - run[lo] == 0) & (idx - n >= 0) & (idx + n < mask.size)
+
+
+def smooth_across_rows(shifts: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """Each row's shift as the median of its own and its neighbours' (paper moves smoothly down the page;
+    a pen mark over one row's grid does not)."""
+    out: list[np.ndarray | None] = []
+    for r, own in enumerate(shifts):
+        near = [s for s in shifts[max(0, r - 1) : r + 2] if s is not None]
+        out.append(None if own is None else np.median(np.stack(near), axis=0) if len(near) >= 3 else own)
+    return out
