@@ -42,6 +42,13 @@ def test_accuracy_smoke(tmp_path) -> None:
     assert all(0 <= v["macro_f"] <= 1 for v in row["variants"].values())
 
 
+def test_digitize_smoke(tmp_path) -> None:
+    row = _run("bench_digitize.py", tmp_path)
+    assert row["smoke"] and row["cases"] == ["clean896"] and row["grid"]
+    assert set(row["snr_shown_db"]) == {"3x4/clean896", "6x2/clean896", "12x1/clean896"}
+    assert min(row["snr_shown_db"].values()) > 10.0 and row["sec_per_page_896"] > 0
+
+
 def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The speed benchmark's non-forward share: both forward passes of each call are timed, inside the call."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
