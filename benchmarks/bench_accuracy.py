@@ -1,6 +1,7 @@
 """Accuracy benchmark: UNet + classifier vs classifier on raw images vs the clean-rendering ceiling.
 
     python benchmarks/bench_accuracy.py [--preset small] [--train 400] [--test 100] [--mix balanced] [--seed 0]
+                                        [--max-steps N] [--variants unet,raw,clean]
     python benchmarks/bench_accuracy.py --smoke      # tiny preset, a handful of records (CI)
 
 On one fixed, seeded synthetic set (training records with signals; test records with one noisy page each,
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", choices=("balanced", "ptbxl"), default="balanced", help="label mix of the data")
     parser.add_argument("--variants", default="unet,raw,clean")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_accuracy")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="cap on optimisation steps per epoch of both stages (more records at the same compute)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 10 training and 4 test records")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -119,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir = args.workdir.with_name("bench_accuracy_smoke")
     work = args.workdir
     base = get_preset(args.preset)
+    if args.max_steps is not None:
+        base = replace(
+            base,
+            unet=replace(base.unet, max_steps_per_epoch=args.max_steps),
+            cls=replace(base.cls, max_steps_per_epoch=args.max_steps),
+        )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # The data depend only on the seed and the sizes, so they are shared by every variant (and reruns).
     tag = f"n{args.train}-{args.test}-s{args.seed}-dpi{args.dpi:g}-{args.mix}"
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     append_result(
         "accuracy",
         {"preset": args.preset, "train": args.train, "test": args.test, "seed": args.seed, "mix": args.mix}
+        | {"max_steps": args.max_steps}
         | {"smoke": args.smoke}
         | {"variants": results},
     )
