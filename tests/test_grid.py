@@ -77,3 +77,18 @@ def test_trace_cut_by_the_image_edge_takes_the_grid_scale() -> None:
     seen = np.nanmean(challenge_snr(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS, page=photo), FS, mask))
     print("whole page / cut without grid / cut with grid:", *(round(float(v), 2) for v in (whole, blind, seen)))
     assert seen >= whole - 2.0 and seen >= blind + 3.0, (whole, blind, seen)
+
+
+def test_run_models_digitizer_uses_the_record_image() -> None:
+    """derc.inference.Digitizer hands the record's image to the digitizer with the ink map."""
+    import torch
+
+    from derc.inference import Digitizer
+
+    rng = np.random.default_rng(5)
+    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
+    page = render_ink(sig, FS, "3x4", rng=np.random.default_rng(6), noise=DISTORTIONS["wrinkles"])
+    ink = torch.from_numpy(page.ink)[None, None]
+    got = Digitizer().signal(ink, fs=FS, num_samples=5000, leads=LEADS, record="r", images=[page.photo])
+    want = digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS, page=page.photo)
+    np.testing.assert_array_equal(got, want)
