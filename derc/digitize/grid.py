@@ -3,8 +3,9 @@
 The UNet's ink map holds only the waveform, so the digitizer's x axis rests on each row's two trace ends.
 A crumpled or creased sheet shifts the paper locally by up to a millimetre or two (40-80 ms), which those
 two anchors cannot see. The photo's grid can: its 5 mm lines repeat at a known period, so the local phase of
-the grid along a row (complex demodulation at that period, averaged over the row's band) gives how far the
-paper has moved there. Only the part that a straight line through the row's ends does not explain is used.
+the grid along a row (complex demodulation at that period of the column medians of the row's band) gives how
+far the paper has moved there. Only the part that a straight line through the row's ends does not explain is
+used; the drift of the phase along the row gives the grid's own scale, for rows whose trace the image cuts.
 
 The grid map is the photo's red-minus-green level: ECG grids are red, pink or orange on white paper, while
 the trace, text and most marks are dark or blue. A page without a coloured grid gives a weak demodulation
@@ -44,7 +45,7 @@ def grid_map(page: np.ndarray) -> np.ndarray:
     scale = 255.0 if arr.dtype == np.uint8 or arr.max(initial=0) > 1.5 else 1.0
     rgb = arr[..., :3].astype(np.float32) / scale
     grid = np.clip(rgb[..., 0] - rgb[..., 1], 0.0, 1.0)
-    # dark print (text, labels, calibration pulses, the trace itself) is no grid: NaN, left out of the means
+    # dark print (text, labels, calibration pulses, the trace itself) is no grid: NaN, left out
     grid[rgb[..., 0] < DARK_RED] = np.nan
     return grid
 
