@@ -572,23 +572,30 @@ def _trace_rows(
     return points
 
 
+def _row_windows(fit: PageFit, lay: PageLayout, fs: float) -> list[tuple[int, int, float, float, float]]:
+    """Per row, what the grid is read over: (band top, band bottom, 5 mm in px, first and last sample's x)."""
+    half = int(0.5 * lay.row_pitch_mm * fit.ay)
+    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
+    return [
+        (int(y) - half, int(y) + half + 1, GRID_MAJOR_MM * ax, ax * TRACE_LEFT_MM + bx, ax * last_mm + bx)
+        for y, ax, bx in zip(fit.row_baselines_px, fit.row_ax, fit.row_bx, strict=True)
+    ]
+
+
 def _grid_time_axes(grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float) -> PageFit:
     """Rows whose trace runs into the image's edge (a zoomed-in or cropped photo) cannot take their scale from
     their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
     ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle)."""
     w = ink.shape[1]
-    half = int(0.5 * lay.row_pitch_mm * fit.ay)
     last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
     margin = 2.0 + 0.5 * fit.ay  # px: a trace end this close to the image edge was cut there
     row_ax, row_bx = list(fit.row_ax), list(fit.row_bx)
-    for r, y in enumerate(fit.row_baselines_px):
-        ax, bx = row_ax[r], row_bx[r]
-        x_left, x_right = ax * TRACE_LEFT_MM + bx, ax * last_mm + bx
+    for r, (y_lo, y_hi, period, x_left, x_right) in enumerate(_row_windows(fit, lay, fs)):
         cut_left, cut_right = x_left < margin, x_right > w - 1 - margin
-        scale = grid_scale(grid, ink, int(y) - half, int(y) + half + 1, GRID_MAJOR_MM * ax, x_left, x_right)
+        scale = grid_scale(grid, ink, y_lo, y_hi, period, x_left, x_right)
         if scale is None or (cut_left and cut_right):
             continue
-        if cut_right or (not cut_left and abs(scale / ax - 1.0) > GRID_SCALE_TOLERANCE):
+        if cut_right or (not cut_left and abs(scale / row_ax[r] - 1.0) > GRID_SCALE_TOLERANCE):
             row_ax[r], row_bx[r] = scale, x_left - scale * TRACE_LEFT_MM
         elif cut_left:
             row_ax[r], row_bx[r] = scale, x_right - scale * last_mm
@@ -599,14 +606,8 @@ def _grid_shifts(
     grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float
 ) -> list[np.ndarray | None]:
     """Per row, the grid-measured local paper shift (px per column) off the straight line through its ends."""
-    half = int(0.5 * lay.row_pitch_mm * fit.ay)
-    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
-    out: list[np.ndarray | None] = []
-    for r, y in enumerate(fit.row_baselines_px):
-        ax, bx = fit.row_ax[r], fit.row_bx[r]
-        x_left, x_right = ax * TRACE_LEFT_MM + bx, ax * last_mm + bx
-        out.append(row_shift(grid, ink, int(y) - half, int(y) + half + 1, GRID_MAJOR_MM * ax, x_left, x_right))
-    return smooth_across_rows(out)
+    shifts = [row_shift(grid, ink, *window) for window in _row_windows(fit, lay, fs)]
+    return smooth_across_rows(shifts)
 
 
 def _edge_frac(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
