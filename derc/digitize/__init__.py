@@ -707,7 +707,6 @@ def _trace_panels(
         ink = _warp(ink, hom)
         grid = None if grid is None else _warp(grid, hom)
         fit = _fit_page(ink, fit.layout, angle, fs)
-    lay = page_layout(fit.layout)
     if grid is not None:
         fit = _grid_time_axes(grid, ink, fit, lay, fs)
     rows_px = np.asarray(fit.row_baselines_px)

@@ -15,7 +15,7 @@ and no correction.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, maximum_filter
+from scipy.ndimage import binary_erosion, gaussian_filter1d, maximum_filter
 
 from derc.render.layout import GRID_MAJOR_MM
 
@@ -90,7 +90,8 @@ def _row_phase(
         return None
     # near the edge of the printed grid the window straddles grid and margin, which biases the phase:
     # columns closer than two windows to where the grid stops are read from further inside
-    inside = _erode(level > 0.3 * np.median(level[span]), int(np.ceil(2.0 * sigma)))
+    reach = int(np.ceil(2.0 * sigma))
+    inside = binary_erosion(level > 0.3 * np.median(level[span]), np.ones(2 * reach + 1, bool), border_value=0)
     strong &= inside[span]
     if strong.sum() < 4 * period_px:
         return None
@@ -138,16 +139,6 @@ def row_shift(
     out[lo : hi + 1] = shift
     out[:lo], out[hi + 1 :] = shift[0], shift[-1]
     return out
-
-
-def _erode(mask: np.ndarray, n: int) -> np.ndarray:
-    """1-D boolean erosion by ``n`` samples each side (False beyond the ends)."""
-    if n <= 0:
-        return mask
-    run = np.concatenate(([0], np.cumsum(~mask)))
-    idx = np.arange(mask.size)
-    lo, hi = np.clip(idx - n, 0, mask.size), np.clip(idx + n + 1, 0, mask.size)
-    return (run[hi] - run[lo] == 0) & (idx - n >= 0) & (idx + n < mask.size)
 
 
 def smooth_across_rows(shifts: list[np.ndarray | None]) -> list[np.ndarray | None]:
