@@ -145,6 +145,8 @@ class Digitizer:
                 "ink maps of %d px width are too coarse to digitize; returning no signal", model.config.image_width
             )
             return None
+        import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
+
         return cls()
 
     def signal(

@@ -6,10 +6,11 @@ ends (less the pen's round cap, a third of the ink mass per column), rescale a f
 rows tilt apart (perspective) warp the page by a homography from the rows' ends and refit. With the page
 photo, its printed grid (:mod:`derc.digitize.grid`) gives the scale of rows cut by the image edge and the
 local shifts of creased or wrinkled paper. Each row is traced column by column following continuity
-(Viterbi); flat columns give their ink-weighted centre, apexes and troughs the sub-pixel run end less half
-a stroke width, and steep strokes the ink-weighted x of every pixel row's horizontal run (two centre lines,
-a half-width inside the run's edges, where an up- and a downstroke touch). Px become mV and seconds, and
-each panel is resampled into its lead's time window relative to its isoelectric level. Limb leads not shown
+(Viterbi, :mod:`derc.digitize.viterbi`); flat columns give their ink-weighted centre, apexes and troughs the
+sub-pixel run end less half a stroke width, and steep strokes the ink-weighted x of every pixel row's
+horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke touch).
+Px become mV and seconds, and each panel is resampled into its lead's time window relative to its
+isoelectric level. Limb leads not shown
 at a time are derived from those shown then (:mod:`derc.digitize.limb`); other unshown samples stay
 ``fill`` (NaN).
 """
@@ -28,6 +29,7 @@ from scipy.signal import find_peaks
 
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
+from derc.digitize.viterbi import cheapest_paths
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
     GAIN_MM_PER_MV,
@@ -400,44 +402,6 @@ def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | No
     return hom
 
 
-def _viterbi(unary: np.ndarray, step: np.ndarray, resets: np.ndarray) -> np.ndarray:
-    """Cheapest path per row through (N, R, K) unary costs; moving between window pixels k and k+1 in
-    column i costs ``step[i, r, k]`` (so vertical strokes follow the ink); at ``resets`` any jump is free.
-
-    Returns (N, R) window indices.
-    """
-    n, r, k = unary.shape
-    cum = np.zeros((n, r, k), dtype=np.float32)
-    np.cumsum(step[:, :, :-1], axis=2, out=cum[:, :, 1:])
-    idx = np.arange(k, dtype=np.int32)[None, :]
-    ptr = np.empty((n, r, k), dtype=np.int32)
-    d = unary[0].copy()
-    ptr[0] = idx
-    rr = np.arange(r)
-    for i in range(1, n):
-        c = cum[i]
-        m_dn = d - c  # coming from above (y' <= y): d[y'] - c[y'] + c[y]
-        run_dn = np.minimum.accumulate(m_dn, axis=1)
-        arg_dn = np.maximum.accumulate(np.where(m_dn <= run_dn, idx, 0), axis=1)
-        m_up = (d + c)[:, ::-1]  # coming from below (y' >= y): d[y'] + c[y'] - c[y]
-        run_up = np.minimum.accumulate(m_up, axis=1)
-        arg_up = k - 1 - np.maximum.accumulate(np.where(m_up <= run_up, idx, 0), axis=1)
-        from_dn, from_up = run_dn + c, run_up[:, ::-1] - c
-        use_up = from_up < from_dn
-        ptr[i] = np.where(use_up, arg_up[:, ::-1], arg_dn)
-        best = np.where(use_up, from_up, from_dn)
-        if resets[i].any():  # a new panel starts: any jump is free
-            j = d.argmin(axis=1)
-            ptr[i] = np.where(resets[i][:, None], j[:, None], ptr[i])
-            best = np.where(resets[i][:, None], d[rr, j][:, None], best)
-        d = unary[i] + best
-    path = np.empty((n, r), dtype=np.int32)
-    path[-1] = d.argmin(axis=1)
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = ptr[i, rr, path[i]]
-    return path
-
-
 def _dp_runs(
     win: np.ndarray, lo: np.ndarray, pitch_px: float, pen: float, resets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -457,7 +421,7 @@ def _dp_runs(
     step = np.minimum(step[:, :, :-1], step[:, :, 1:]) if k > 1 else step
     step = np.concatenate([step, np.zeros((n, r, 1), np.float32)], axis=2)
     unary = (1.0 - ink) + band
-    path = _viterbi(unary, step, resets)
+    path = cheapest_paths(unary, step, resets)
     mask = win > INK_THRESHOLD
     if r > 1:
         y_img = path + lo[None, :]  # (N, R)
@@ -471,7 +435,7 @@ def _dp_runs(
         np.add.at(diff, (ni[keep], ti[keep], np.clip(pos[keep] + reach + 1, 0, k)), -1)
         claimed = np.cumsum(diff, axis=2)[:, :, :k] > 0
         unary = unary + 0.6 * claimed
-        path = _viterbi(unary, step, resets)
+        path = cheapest_paths(unary, step, resets)
     else:
         claimed = np.zeros_like(mask)
     start, end = _run_ends(mask, axis=2)
