@@ -19,7 +19,7 @@ from derc.digitize.evaluation import (
     shown_mask,
 )
 from derc.labels import LEADS
-from derc.render.layout import mm_to_px, page_layout
+from derc.render.layout import PAGE_HEIGHT_MM, mm_to_px, page_layout
 from derc.synth import sample_labels, synthesize
 
 FS = 500.0
@@ -71,6 +71,21 @@ def test_detect_layout(signal: np.ndarray, layout: str) -> None:
     rng = np.random.default_rng(4)
     assert detect_layout(render_ink(signal, FS, layout, rng=rng).ink) == layout
     assert detect_layout(render_ink(signal, FS, layout, rng=rng, shape=(224, 288)).ink) == layout
+
+
+def test_faint_rows_between_rows_do_not_make_a_6x2_page_12x1() -> None:
+    """Tall QRS complexes and deep S waves leave faint horizontal-ink peaks halfway between a 6x2 page's rows
+    (one noisy benchmark page went 12x1 and scored -2.3 dB): peaks count by their height in the layout fit."""
+    h, w = 896, 1152
+    ink = np.zeros((h, w), np.float32)
+    ppmm = h / PAGE_HEIGHT_MM
+    rows = np.asarray(page_layout("6x2").row_baselines_mm()) * ppmm
+    for y in rows:
+        ink[int(y) - 1 : int(y) + 2, int(0.06 * w) : int(0.95 * w)] = 1.0  # the rows' traces
+    for y in 0.5 * (rows[1:] + rows[:-1]):
+        for x in range(int(0.1 * w), int(0.9 * w), 80):  # short dashes: a third of a row's ink
+            ink[int(y) - 1 : int(y) + 2, x : x + 26] = 1.0
+    assert detect_layout(ink) == "6x2"
 
 
 @pytest.mark.parametrize("distortion", ["rotation", "perspective"])

@@ -160,21 +160,30 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peaks + np.clip(delta, -0.5, 0.5), heights
 
 
-def _fit_layout_rows(peaks: np.ndarray, name: str, h: int) -> tuple[float, float, float, np.ndarray]:
-    """Best ``y_px = a*y_mm + b`` for layout ``name``: (F1 score, a, b, matched peak per row or NaN)."""
+def _fit_layout_rows(
+    peaks: np.ndarray, name: str, h: int, heights: np.ndarray | None = None
+) -> tuple[float, float, float, np.ndarray]:
+    """Best ``y_px = a*y_mm + b`` for layout ``name``: (F1 score, a, b, matched peak per row or NaN).
+
+    Peaks count by their height (relative to the tallest rows, at most 1) in the F1: the faint profile peaks
+    that tall QRS complexes or deep S waves leave between a 6x2 page's rows must not make it a 12x1 page.
+    """
     base = np.asarray(page_layout(name).row_baselines_mm())
     ppmm = h / PAGE_HEIGHT_MM
     tol = 2.5 * ppmm
     if peaks.size == 0:
         return 0.0, ppmm, 0.0, np.full(base.size, np.nan)
+    weight = np.ones(peaks.size) if heights is None else np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
     pred = a[:, None, None] * base[None, None, :] + b[:, :, None]  # (na, nb, nL)
-    dist = np.abs(pred[..., None] - peaks).min(axis=-1)  # (na, nb, nL)
+    gap = np.abs(pred[..., None] - peaks)  # (na, nb, nL, n)
+    near = gap.argmin(axis=-1)
+    dist = np.take_along_axis(gap, near[..., None], axis=-1)[..., 0]  # (na, nb, nL)
     inside = (pred > 0) & (pred < h)
-    matched = ((dist < tol) & inside).sum(axis=-1)
+    matched = np.where((dist < tol) & inside, weight[near], 0.0).sum(axis=-1)
     resid = np.where(dist < tol, dist, tol).sum(axis=-1)
-    f1 = 2.0 * matched / (base.size + peaks.size)
+    f1 = 2.0 * matched / (base.size + weight.sum())
     order = np.lexsort((resid.ravel(), -f1.ravel()))[0]
     ia, ib = np.unravel_index(order, f1.shape)
     best_a, best_b = float(a[ia]), float(b[ia, ib])
@@ -319,9 +328,9 @@ def _fit_x(
 
 def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | None = None) -> PageFit:
     h, _ = ink.shape
-    peaks, _ = _row_peaks(ink)
+    peaks, heights = _row_peaks(ink)
     names = LAYOUTS if layout is None else (layout,)
-    fits = {name: _fit_layout_rows(peaks, name, h) for name in names}
+    fits = {name: _fit_layout_rows(peaks, name, h, heights) for name in names}
     name = max(names, key=lambda n: (fits[n][0], -abs(fits[n][1] / (h / PAGE_HEIGHT_MM) - 1.0)))
     _, ay, by, rows = fits[name]
     lay = page_layout(name)
@@ -546,16 +555,30 @@ def _row_windows(fit: PageFit, lay: PageLayout, fs: float) -> list[tuple[int, in
     ]
 
 
-def _grid_time_axes(grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float) -> PageFit:
+def _cut_at_edge(on_image: np.ndarray, y: float, x: float, reach: float) -> bool:
+    """Whether the image's edge (``on_image`` < 0.5, or beyond the array) is within ``reach`` px of (x, y) along
+    the row: a trace end there was cut by the edge rather than drawn there."""
+    h, w = on_image.shape
+    yi = int(np.clip(round(y), 0, h - 1))
+    lo, hi = int(np.floor(x - reach)), int(np.ceil(x + reach))
+    if lo < 0 or hi > w - 1:
+        return True
+    return bool((on_image[yi, lo : hi + 1] < 0.5).any())
+
+
+def _grid_time_axes(
+    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float, on_image: np.ndarray
+) -> PageFit:
     """Rows whose trace runs into the image's edge (a zoomed-in or cropped photo) cannot take their scale from
     their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
-    ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle)."""
-    w = ink.shape[1]
+    ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle).
+    ``on_image`` is 1 where the (deskewed, rectified) image holds photo pixels: its edge is where they stop."""
     last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
     margin = 2.0 + 0.5 * fit.ay  # px: a trace end this close to the image edge was cut there
     row_ax, row_bx = list(fit.row_ax), list(fit.row_bx)
     for r, (y_lo, y_hi, period, x_left, x_right) in enumerate(_row_windows(fit, lay, fs)):
-        cut_left, cut_right = x_left < margin, x_right > w - 1 - margin
+        y = fit.row_baselines_px[r]
+        cut_left, cut_right = _cut_at_edge(on_image, y, x_left, margin), _cut_at_edge(on_image, y, x_right, margin)
         scale = grid_scale(grid, ink, y_lo, y_hi, period, x_left, x_right)
         if scale is None or (cut_left and cut_right):
             continue
@@ -660,6 +683,7 @@ def _trace_panels(
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
     grid = None if grid is None else deskew(grid, angle)
+    on_image = None if grid is None else deskew(np.ones_like(ink), angle)  # where the image's pixels went
     fit = _fit_page(ink, layout, angle, fs)
     lay: PageLayout = page_layout(fit.layout)
     peak = _ink_level(ink, np.asarray(fit.row_baselines_px), max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
@@ -670,9 +694,10 @@ def _trace_panels(
     if hom is not None:
         ink = _warp(ink, hom)
         grid = None if grid is None else _warp(grid, hom)
+        on_image = None if on_image is None else _warp(on_image, hom)
         fit = _fit_page(ink, fit.layout, angle, fs)
-    if grid is not None:
-        fit = _grid_time_axes(grid, ink, fit, lay, fs)
+    if grid is not None and on_image is not None:
+        fit = _grid_time_axes(grid, ink, fit, lay, fs, on_image)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
     row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
