@@ -19,7 +19,7 @@ from derc.digitize.evaluation import (
     shown_mask,
 )
 from derc.labels import LEADS
-from derc.render.layout import PAGE_HEIGHT_MM, mm_to_px, page_layout
+from derc.render.layout import PAGE_HEIGHT_MM, TRACE_LEFT_MM, mm_to_px, page_layout
 from derc.synth import sample_labels, synthesize
 
 FS = 500.0
@@ -64,6 +64,16 @@ def test_rows_match_the_homography(signal: np.ndarray) -> None:
     x = np.full_like(base_mm, mm_to_px(150.0, page.dpi))
     pts = page.page_to_image @ np.stack([x, mm_to_px(1.0, page.dpi) * base_mm, np.ones_like(x)])
     assert np.abs(np.asarray(fit.row_baselines_px) - pts[1] / pts[2]).max() < 1.5
+
+
+def test_background_noise_does_not_move_the_row_ends(signal: np.ndarray) -> None:
+    """The rows' time axes rest on their trace ends less the pen's round cap; noise in an ink map's background
+    (a UNet's) must not widen the measured pen and pull the ends inwards (it did by ~1 px on noisy maps)."""
+    page = render_ink(signal, FS, "6x2", rng=np.random.default_rng(2))
+    noisy = np.clip(page.ink + np.random.default_rng(0).normal(0.0, 0.05, page.ink.shape), 0.0, 1.0)
+    fits = [_fit_page(_as_ink(ink), "6x2", 0.0, FS) for ink in (page.ink, noisy)]
+    ends = [np.stack([np.asarray(f.row_ax) * x + np.asarray(f.row_bx) for x in (TRACE_LEFT_MM, 250.0)]) for f in fits]
+    assert np.abs(ends[1] - ends[0]).max() < 0.4, np.round(ends[1] - ends[0], 2)
 
 
 @pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
