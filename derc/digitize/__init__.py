@@ -663,7 +663,8 @@ def digitize(
     default: the Challenge's SNR leaves NaN samples out and scales by the kept fraction, which beats zeros).
     With ``derive_limb`` a limb lead's unshown samples are first derived from the limb leads shown at the same
     time (:func:`derc.digitize.limb.complete_limb_leads`: in 3x4, I and III over 2.5-5 s from aVR, aVL, aVF
-    and the rhythm strip, and aVR, aVL, aVF over 0-2.5 s from I, II and III). ``page`` is the RGB photo the
+    and the rhythm strip, and aVR, aVL, aVF over 0-2.5 s from I, II and III); where all six limb leads are shown
+    at once (6x2, 12x1) the six tracings are replaced by their least-squares fit. ``page`` is the RGB photo the
     ink map came from (any size; resized to the ink's): its printed grid corrects each row's time axis
     where the paper is locally stretched or shifted (:mod:`derc.digitize.grid`).
     """
