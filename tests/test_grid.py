@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from derc.digitize import digitize
-from derc.digitize.evaluation import DISTORTIONS, challenge_snr, degrade, render_ink, shown_mask
+from derc.digitize.evaluation import DISTORTIONS, InkPage, challenge_snr, degrade, render_ink, shown_mask
 from derc.digitize.grid import grid_map, row_shift, smooth_across_rows
 from derc.labels import LEADS
 from derc.synth import sample_labels, synthesize
@@ -65,37 +66,45 @@ def test_grid_correction_on_a_creased_noisy_page() -> None:
     assert fixed >= plain + 1.0, (plain, fixed)  # measured 7.2 -> 8.9 dB
 
 
-def test_trace_cut_by_the_image_edge_takes_the_grid_scale() -> None:
-    """A photo that stops short of the 10 s mark: the rows' right ends are the image edge, not the trace end."""
+@pytest.fixture(scope="module")
+def page_6x2() -> tuple[np.ndarray, InkPage, float]:
+    """A clean 6x2 rendering (its traces end near x = 1113 on a 1152 px wide page) and the whole page's SNR."""
     rng = np.random.default_rng(3)
     sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
     page = render_ink(sig, FS, "6x2", rng=np.random.default_rng(4))
-    cut = 1085  # the traces end near x = 1113 on a 1152 px wide page
-    ink, photo = page.ink[:, :cut], page.photo[:, :cut]
-    mask = shown_mask("6x2", sig.shape[0], FS)
-    whole = np.nanmean(challenge_snr(sig, digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS), FS, mask))
-    blind = np.nanmean(challenge_snr(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS), FS, mask))
-    seen = np.nanmean(challenge_snr(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS, page=photo), FS, mask))
+    return sig, page, shown_snr_6x2(sig, digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS))
+
+
+def shown_snr_6x2(sig: np.ndarray, est: np.ndarray) -> float:
+    return float(np.nanmean(challenge_snr(sig, est, FS, shown_mask("6x2", sig.shape[0], FS))))
+
+
+def without_and_with_grid(sig: np.ndarray, ink: np.ndarray, photo: np.ndarray) -> tuple[float, float]:
+    blind = shown_snr_6x2(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS))
+    seen = shown_snr_6x2(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS, page=photo))
+    return blind, seen
+
+
+def test_trace_cut_by_the_image_edge_takes_the_grid_scale(page_6x2: tuple[np.ndarray, InkPage, float]) -> None:
+    """A photo that stops short of the 10 s mark: the rows' right ends are the image edge, not the trace end."""
+    sig, page, whole = page_6x2
+    cut = 1085
+    blind, seen = without_and_with_grid(sig, page.ink[:, :cut], page.photo[:, :cut])
     print("whole page / cut without grid / cut with grid:", *(round(float(v), 2) for v in (whole, blind, seen)))
     assert seen >= whole - 2.0 and seen >= blind + 3.0, (whole, blind, seen)
 
 
-def test_edge_of_a_rotated_cut_photo_is_found_after_deskewing() -> None:
+def test_edge_of_a_rotated_cut_photo_is_found_after_deskewing(page_6x2: tuple[np.ndarray, InkPage, float]) -> None:
     """A photo cut 1.2 % short of the traces' ends and turned by 2 degrees: once deskewed, the image's edge is a
     slanted line short of the last column, and the rows that run into it still take the grid's scale (their
     ends disagree with it by less than GRID_SCALE_TOLERANCE, so only finding the edge tells)."""
-    rng = np.random.default_rng(3)
-    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
-    page = render_ink(sig, FS, "6x2", rng=np.random.default_rng(4))
+    sig, page, whole = page_6x2
     cut = 1100
     turn = cv2.getRotationMatrix2D((cut / 2.0, page.ink.shape[0] / 2.0), 2.0, 1.0)
     size = (cut, page.ink.shape[0])
     ink = cv2.warpAffine(page.ink[:, :cut], turn, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
     photo = cv2.warpAffine(page.photo[:, :cut], turn, size, flags=cv2.INTER_LINEAR, borderValue=(60, 70, 60))
-    mask = shown_mask("6x2", sig.shape[0], FS)
-    whole = np.nanmean(challenge_snr(sig, digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS), FS, mask))
-    blind = np.nanmean(challenge_snr(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS), FS, mask))
-    seen = np.nanmean(challenge_snr(sig, digitize(ink, fs=FS, num_samples=5000, leads=LEADS, page=photo), FS, mask))
+    blind, seen = without_and_with_grid(sig, ink, photo)
     print("whole page / turned cut without grid / with grid:", *(round(float(v), 2) for v in (whole, blind, seen)))
     assert seen >= whole - 2.5 and seen >= blind + 3.0, (whole, blind, seen)
 

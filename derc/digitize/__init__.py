@@ -10,9 +10,8 @@ local shifts of creased or wrinkled paper. Each row is traced column by column f
 sub-pixel run end less half a stroke width, and steep strokes the ink-weighted x of every pixel row's
 horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke touch).
 Px become mV and seconds, and each panel is resampled into its lead's time window relative to its
-isoelectric level. Limb leads not shown
-at a time are derived from those shown then (:mod:`derc.digitize.limb`); other unshown samples stay
-``fill`` (NaN).
+isoelectric level. Limb leads not shown at a time are derived from those shown then, and six shown at once are
+reconciled (:mod:`derc.digitize.limb`); other unshown samples stay ``fill`` (NaN).
 """
 
 from __future__ import annotations
