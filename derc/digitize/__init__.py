@@ -161,7 +161,7 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_layout_rows(
-    peaks: np.ndarray, name: str, h: int, heights: np.ndarray | None = None
+    peaks: np.ndarray, heights: np.ndarray, name: str, h: int
 ) -> tuple[float, float, float, np.ndarray]:
     """Best ``y_px = a*y_mm + b`` for layout ``name``: (F1 score, a, b, matched peak per row or NaN).
 
@@ -173,7 +173,7 @@ def _fit_layout_rows(
     tol = 2.5 * ppmm
     if peaks.size == 0:
         return 0.0, ppmm, 0.0, np.full(base.size, np.nan)
-    weight = np.ones(peaks.size) if heights is None else np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
+    weight = np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
     pred = a[:, None, None] * base[None, None, :] + b[:, :, None]  # (na, nb, nL)
@@ -341,7 +341,7 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | Non
     h, _ = ink.shape
     peaks, heights = _row_peaks(ink)
     names = LAYOUTS if layout is None else (layout,)
-    fits = {name: _fit_layout_rows(peaks, name, h, heights) for name in names}
+    fits = {name: _fit_layout_rows(peaks, heights, name, h) for name in names}
     name = max(names, key=lambda n: (fits[n][0], -abs(fits[n][1] / (h / PAGE_HEIGHT_MM) - 1.0)))
     _, ay, by, rows = fits[name]
     lay = page_layout(name)
