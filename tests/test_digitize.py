@@ -24,12 +24,13 @@ from derc.synth import sample_labels, synthesize
 
 FS = 500.0
 N = 5000
-# Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below, ~1.5 dB
-# under what the digitizer reaches (200 dpi / 896x1152: 3x4 16.9/16.6, 6x2 18.1/16.9, 12x1 15.0/14.0).
-# The issue's 20 dB is reached on some records only: the pen (3-4 px wide at 896x1152, ~15 samples)
-# averages the synthetic signals' EMG noise away (a 13-sample moving average of the reference itself
-# scores 12-17 dB), and in 12x1 S waves that cross the next row's trace are cut.
-CLEAN_FLOORS = {"3x4": 15.0, "6x2": 15.0, "12x1": 12.5}
+# Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below, ~1.5-4 dB
+# under what the digitizer reaches (200 dpi / 896x1152: 3x4 20.7/18.2, 6x2 20.6/19.2, 12x1 16.9/15.2).
+# The issue's 20 dB is reached at 200 dpi in 3x4 and 6x2, not at the UNet's 896x1152: there the pen (3-4 px
+# wide, ~15 samples) averages the synthetic signals' EMG noise away (a 13-sample moving average of the
+# reference itself scores 12-17 dB) and a narrow QRS is 2-4 px wide; in 12x1 S waves that cross the next
+# row's trace are cut.
+CLEAN_FLOORS = {"3x4": 16.5, "6x2": 17.0, "12x1": 13.5}
 
 
 def make_signal(seed: int) -> np.ndarray:
@@ -121,9 +122,9 @@ def test_noisy_renderings_floor() -> None:
         est = digitize(degrade(page.ink, rng), fs=FS, num_samples=N, leads=LEADS, page=page.photo)
         snrs.append(np.nanmean(shown_snr(sig, est, layout)))
     print("noisy mean SNR per page (dB):", np.round(snrs, 2))
-    # measured 12.6 dB (10.3, 15.6, 11.8) with the photo's grid (10.8 before the pen-width and limb-fit work);
-    # 6.7 dB (-1.0, 12.1, 8.9) from the ink map alone before the grid
-    assert np.mean(snrs) >= 11.0, np.round(snrs, 2)
+    # measured 13.9 dB (11.5, 17.2, 13.1) with the photo's grid (12.6 before the steep-stroke work, 10.8 before
+    # the pen-width and limb-fit work); 6.7 dB (-1.0, 12.1, 8.9) from the ink map alone before the grid
+    assert np.mean(snrs) >= 12.0, np.round(snrs, 2)
 
 
 def test_output_follows_arguments(signal: np.ndarray) -> None:
@@ -199,3 +200,24 @@ def test_a_failed_digitization_costs_the_signal_not_the_record(caplog):
     ink = torch.rand(1, 1, 224, 288)
     assert Digitizer().signal(ink, fs=float("nan"), num_samples=-1, leads=["I"], record="r1") is None
     assert "record r1: no signal (digitization failed" in caplog.text
+
+
+def test_steep_strokes_keep_their_amplitude() -> None:
+    """QRS complexes at 200 dpi: a pen ~6 px wide merges the up- and downstroke of an R wave into one blob, whose
+    centre lines sit the pen's half-width inside its edges. Measured on the strokes themselves, not on a flat
+    column's ink mass (0.25 px wider), and with slivers of anti-aliased edge beside the strokes dropped, the
+    estimate keeps the QRS's width and so its amplitude: gain of the reference on the estimate 1.05 -> 1.01."""
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the second record of this draw: an AF record with narrow, tall QRS complexes
+        sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS), noise=False).astype(np.float64)
+    page = render_ink(sig, FS, "3x4", rng=np.random.default_rng(1), shape=None)
+    est = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS).astype(np.float64)
+    mask = shown_mask("3x4", N, FS)
+    gains = []
+    for j in range(12):
+        ref, e = sig[mask[:, j], j], est[mask[:, j], j]
+        ref, e = ref - np.median(ref), e - np.median(e)
+        gains.append(np.sum(ref * e) / np.sum(e * e))
+    print("gain of the reference on the estimate per lead:", np.round(gains, 3))
+    assert abs(np.mean(gains) - 1.0) < 0.02, np.round(gains, 3)
+    assert np.nanmean(shown_snr(sig, est, "3x4")) >= 19.0  # measured 20.3 (17.4 before)

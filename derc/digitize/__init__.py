@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 from scipy.signal import find_peaks
 
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
@@ -45,6 +45,8 @@ from derc.render.layout import (
 
 INK_THRESHOLD = 0.5
 INK_FLOOR = 0.1  # ink below this is background noise when measuring the pen
+MAX_SINGLE_WIDEN = 1.12  # steep strokes (slant under 0.5 px per px) measure the pen's half-width ...
+MIN_SINGLE_RUNS = 20  # ... when a row has at least this many of them
 CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # pulse: flat 1 mm, up 5 mm, flat 1 mm
 TRACE_RIGHT_MM = TRACE_LEFT_MM + TRACE_WIDTH_MM
 END_CAP_FRACTION = 0.34
@@ -520,8 +522,11 @@ def _trace_rows(
     up = np.full_like(ti, hw)
     up[:, :] = np.where(valid, ti, hw)
     dn = np.where(valid, bi, -1)
-    apex = _plateau_middle(tall & (up <= np.roll(up, 1, 0)) & (up <= np.roll(up, -1, 0)), up)
-    trough = _plateau_middle(tall & (dn >= np.roll(dn, 1, 0)) & (dn >= np.roll(dn, -1, 0)), dn)
+    # within a pen's width of the apex every column's run reaches about as high (the round cap), and the ink's
+    # edge noise makes several of them local minima: an apex is the highest over the cap's columns
+    cap = 2 * (int(np.ceil(0.5 * pen)) + 1) + 1
+    apex = _plateau_middle(tall & (up <= minimum_filter1d(up, cap, axis=0, mode="nearest")), up)
+    trough = _plateau_middle(tall & (dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")), dn)
     # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
     flat_mass = w_tot
     flat = valid & ~tall
@@ -547,13 +552,61 @@ def _trace_rows(
         # stroke half-width inside the run's sub-pixel edges
         x_l = s0 - _edge_frac(win[s0, j, kj], win[np.maximum(s0 - 1, 0), j, kj] * (s0 > 0))
         x_r = s1 + _edge_frac(win[s1, j, kj], win[np.minimum(s1 + 1, n - 1), j, kj] * (s1 < n - 1))
-        two = (x_r - x_l) > 2.0 * half_w[j] + 0.5
-        x_col = np.nonzero(use_col[:, j])[0].astype(np.float64)
-        xs = np.concatenate([x_col, np.where(two, x_l + half_w[j], x_run), x_r[two] - half_w[j]])
-        ys = np.concatenate([col_y[use_col[:, j], j], kj.astype(np.float64), kj[two].astype(np.float64)]) + lo[j]
+        # a steep stroke's horizontal run is its pen width across, widened by its slant (a stroke at 45 degrees
+        # is sqrt(2) pen widths wide): only runs wider than that hold two strokes
+        widen = np.hypot(1.0, _stroke_slant(mask, hs, he, j, kj, x_run))
+        width = x_r - x_l
+        # the pen's half-width as the steep strokes themselves show it at the ink threshold, where x_l and x_r
+        # are read (a flat column's ink mass includes its anti-aliased fringe: 0.1-0.3 px wider)
+        single = (width <= 2.0 * half_w[j] * widen + 0.5) & (widen < MAX_SINGLE_WIDEN)
+        hw_j = 0.5 * float(np.median(width[single])) if single.sum() >= MIN_SINGLE_RUNS else half_w[j]
+        two = width > 2.0 * hw_j * widen + 0.5
+        sx = np.concatenate([np.where(two, x_l + hw_j, x_run), x_r[two] - hw_j])
+        sy = np.concatenate([kj, kj[two]]).astype(np.float64)
+        keep_col = use_col[:, j] & ~_stray_columns(sx, sy, col_y[:, j], use_col[:, j] & ~tall[:, j], thick[j] + 1.0)
+        x_col = np.nonzero(keep_col)[0].astype(np.float64)
+        xs = np.concatenate([x_col, sx])
+        ys = np.concatenate([col_y[keep_col, j], sy]) + lo[j]
         order = np.argsort(xs, kind="stable")
         points.append((xs[order] + c0, ys[order]))
     return points
+
+
+def _stroke_slant(mask: np.ndarray, hs: np.ndarray, he: np.ndarray, j: int, k: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dx/dy (px per px) of the stroke through each horizontal run of row ``j`` (pixel row ``k``, centre ``x``):
+    how far the centres of the runs one pixel row above and below it move; 0 where neither is inked."""
+    n, _, depth = mask.shape
+    col = np.clip(np.rint(x).astype(np.int64), 0, n - 1)
+    centres = []
+    for dk in (-1, 1):
+        kk = np.clip(k + dk, 0, depth - 1)
+        inked = mask[col, j, kk] & (k + dk >= 0) & (k + dk < depth)
+        centres.append(np.where(inked, 0.5 * (hs[col, j, kk] + he[col, j, kk]), np.nan))
+    above, below = centres
+    slant = np.where(np.isfinite(above) & np.isfinite(below), 0.5 * (below - above), np.nan)
+    slant = np.where(np.isnan(slant), x - above, slant)
+    slant = np.where(np.isnan(slant), below - x, slant)
+    return np.nan_to_num(slant, nan=0.0)
+
+
+def _stray_columns(sx: np.ndarray, sy: np.ndarray, col_y: np.ndarray, flat: np.ndarray, reach: float) -> np.ndarray:
+    """Flat columns whose centre is more than ``reach`` px from every steep-stroke point within one column of it.
+
+    Beside a thick steep stroke the tracer's path can sit on a sliver of the stroke's anti-aliased edge (a short
+    run at the stroke's foot, in a column the stroke crosses higher up): its centre is not the trace's there.
+    """
+    stray = np.zeros_like(flat)
+    if sx.size == 0:
+        return stray
+    order = np.argsort(sx, kind="stable")
+    sx, sy = sx[order], sy[order]
+    cols = np.nonzero(flat)[0]
+    lo = np.searchsorted(sx, cols - 1.0, side="left")
+    hi = np.searchsorted(sx, cols + 1.0, side="right")
+    near = hi > lo
+    for c, a, b in zip(cols[near], lo[near], hi[near], strict=True):
+        stray[c] = np.min(np.abs(sy[a:b] - col_y[c])) > reach
+    return stray
 
 
 def _row_windows(fit: PageFit, lay: PageLayout, fs: float) -> list[tuple[int, int, float, float, float]]:
