@@ -24,13 +24,19 @@ from derc.synth import sample_labels, synthesize
 
 FS = 500.0
 N = 5000
-# Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below, ~1.5-4 dB
-# under what the digitizer reaches (200 dpi / 896x1152: 3x4 20.7/18.2, 6x2 20.6/19.2, 12x1 16.9/15.2).
-# The issue's 20 dB is reached at 200 dpi in 3x4 and 6x2, not at the UNet's 896x1152: there the pen (3-4 px
-# wide, ~15 samples) averages the synthetic signals' EMG noise away (a 13-sample moving average of the
-# reference itself scores 12-17 dB) and a narrow QRS is 2-4 px wide; in 12x1 S waves that cross the next
-# row's trace are cut.
-CLEAN_FLOORS = {"3x4": 16.5, "6x2": 17.0, "12x1": 13.5}
+# Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below. At 200 dpi
+# the issue's 20 dB holds in every layout (measured 3x4 20.7, 6x2 20.6, 12x1 20.3). At the UNet's 896x1152
+# (measured 18.2 / 19.2 / 18.3) the floors sit ~1.5 dB under: there a millimetre is 4 px, so one pixel is
+# 0.025 mV, a large share of a low-voltage lead (III and aVL score 10-15 dB), and a narrow QRS is 2-4 px wide;
+# the same signal without its synthetic EMG/mains noise scores the same (18.0 / 19.1 / 19.0).
+CLEAN_FLOORS = {
+    ("3x4", "200dpi"): 20.0,
+    ("6x2", "200dpi"): 20.0,
+    ("12x1", "200dpi"): 20.0,
+    ("3x4", "896x1152"): 16.5,
+    ("6x2", "896x1152"): 17.5,
+    ("12x1", "896x1152"): 16.5,
+}
 
 
 def make_signal(seed: int) -> np.ndarray:
@@ -48,14 +54,19 @@ def shown_snr(sig: np.ndarray, est: np.ndarray, layout: str, fs: float = FS) -> 
 
 
 @pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
-@pytest.mark.parametrize("shape", [None, (896, 1152)], ids=["200dpi", "896x1152"])
-def test_clean_rendering_recovers_signal(signal: np.ndarray, layout: str, shape: tuple[int, int] | None) -> None:
+@pytest.mark.parametrize("size", ["200dpi", "896x1152"])
+def test_clean_rendering_recovers_signal(signal: np.ndarray, layout: str, size: str) -> None:
+    shape = None if size == "200dpi" else (896, 1152)
     page = render_ink(signal, FS, layout, rng=np.random.default_rng(1), shape=shape)
     est = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS)
     assert est.shape == signal.shape and est.dtype == np.float32
     snr = shown_snr(signal, est, layout)
-    print(layout, shape, "clean mean SNR", round(float(np.nanmean(snr)), 2))
-    assert np.nanmean(snr) >= CLEAN_FLOORS[layout], np.round(snr, 1)
+    print(layout, size, "clean mean SNR", round(float(np.nanmean(snr)), 2))
+    assert np.nanmean(snr) >= CLEAN_FLOORS[layout, size], np.round(snr, 1)
+    if layout == "12x1":
+        # V3-V5's QRS complexes touch the next rows' (V3's S wave reaches below V4's R apex): each row keeps its own
+        # strokes (every lead >= 13.6 dB; 3-7 dB for V3-V5 when one row took the other's stroke points)
+        assert np.nanmin(snr) >= 12.0, np.round(snr, 1)
 
 
 def test_rows_match_the_homography(signal: np.ndarray) -> None:

@@ -8,7 +8,8 @@ photo, its printed grid (:mod:`derc.digitize.grid`) gives the scale of rows cut 
 local shifts of creased or wrinkled paper. Each row is traced column by column following continuity
 (Viterbi, :mod:`derc.digitize.viterbi`); flat columns give their ink-weighted centre, apexes and troughs the
 sub-pixel run end less half a stroke width, and steep strokes the ink-weighted x of every pixel row's
-horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke touch).
+horizontal run (two centre lines, a half-width inside the run's edges, where an up- and a downstroke touch),
+kept only where the row's own vertical run in that column reaches (a run can cross into a neighbour's QRS).
 Px become mV and seconds, and each panel is resampled into its lead's time window relative to its
 isoelectric level. Limb leads not shown at a time are derived from those shown then, and six shown at once are
 reconciled (:mod:`derc.digitize.limb`); other unshown samples stay ``fill`` (NaN).
@@ -563,6 +564,8 @@ def _trace_rows(
         two = width > 2.0 * hw_j * widen + 0.5
         sx = np.concatenate([np.where(two, x_l + hw_j, x_run), x_r[two] - hw_j])
         sy = np.concatenate([kj, kj[two]]).astype(np.float64)
+        own = _on_own_runs(sx, sy, ti[:, j], bi[:, j], valid[:, j])
+        sx, sy = sx[own], sy[own]
         keep_col = use_col[:, j] & ~_stray_columns(sx, sy, col_y[:, j], use_col[:, j] & ~tall[:, j], thick[j] + 1.0)
         x_col = np.nonzero(keep_col)[0].astype(np.float64)
         xs = np.concatenate([x_col, sx])
@@ -587,6 +590,20 @@ def _stroke_slant(mask: np.ndarray, hs: np.ndarray, he: np.ndarray, j: int, k: n
     slant = np.where(np.isnan(slant), x - above, slant)
     slant = np.where(np.isnan(slant), below - x, slant)
     return np.nan_to_num(slant, nan=0.0)
+
+
+def _on_own_runs(sx: np.ndarray, sy: np.ndarray, top: np.ndarray, bot: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Steep-stroke points (x, window row) that lie on the row's own vertical run in a column within one of x.
+
+    A horizontal run can cross from this row's stroke into a neighbouring row's ink where their QRS complexes
+    touch (12x1, tall V leads): its far end then sits in columns whose run at that height is the other row's.
+    """
+    cols = np.rint(sx).astype(np.int64)
+    ok = np.zeros(sx.shape, dtype=bool)
+    for dc in (-1, 0, 1):
+        c = np.clip(cols + dc, 0, top.size - 1)
+        ok |= valid[c] & (sy >= top[c] - 1.0) & (sy <= bot[c] + 1.0)
+    return ok
 
 
 def _stray_columns(sx: np.ndarray, sy: np.ndarray, col_y: np.ndarray, flat: np.ndarray, reach: float) -> np.ndarray:
