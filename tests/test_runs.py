@@ -1,0 +1,48 @@
+"""Ink runs along an axis (the tracer's compiled helper) against a plain loop over every line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derc.digitize.runs import run_ends
+
+
+def reference(line: np.ndarray) -> tuple[list[int], list[int]]:
+    """First and last index of each pixel's run of set pixels; index + 1 / index - 1 off the ink."""
+    n = len(line)
+    start, end = [], []
+    for i in range(n):
+        if not line[i]:
+            start.append(i + 1)
+            end.append(i - 1)
+            continue
+        a = i
+        while a > 0 and line[a - 1]:
+            a -= 1
+        b = i
+        while b < n - 1 and line[b + 1]:
+            b += 1
+        start.append(a)
+        end.append(b)
+    return start, end
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_run_ends_match_a_plain_loop(axis: int) -> None:
+    mask = np.random.default_rng(axis).random((7, 3, 9)) > 0.45
+    start, end = run_ends(mask, axis)
+    assert start.shape == end.shape == mask.shape and start.dtype == end.dtype == np.int32
+    lines_mask = np.moveaxis(mask, axis, -1).reshape(-1, mask.shape[axis])
+    lines_start = np.moveaxis(start, axis, -1).reshape(-1, mask.shape[axis])
+    lines_end = np.moveaxis(end, axis, -1).reshape(-1, mask.shape[axis])
+    for line, s, e in zip(lines_mask, lines_start, lines_end, strict=True):
+        want_s, want_e = reference(line)
+        assert s.tolist() == want_s and e.tolist() == want_e
+
+
+def test_run_ends_of_full_empty_and_zero_length_lines() -> None:
+    start, end = run_ends(np.array([[True, True, True], [False, False, False]]), axis=1)
+    assert start.tolist() == [[0, 0, 0], [1, 2, 3]] and end.tolist() == [[2, 2, 2], [-1, 0, 1]]
+    start, end = run_ends(np.zeros((0, 4), dtype=bool), axis=0)
+    assert start.shape == end.shape == (0, 4)
