@@ -446,8 +446,9 @@ def _dp_runs(
     if r > 1:
         claimed = np.zeros_like(mask)
         n_k, _, t_k = np.nonzero(keep)
+        p_k = pos[keep]
         for d in range(-reach, reach + 1):
-            y = pos[keep] + d
+            y = p_k + d
             inside = (y >= 0) & (y < k)
             claimed[n_k[inside], t_k[inside], y[inside]] = True
         path = cheapest_paths(unary + 0.6 * claimed, step, resets)
