@@ -521,6 +521,18 @@ def _trace_rows(
     # sub-pixel ends of the run: the apex (trough) is half a stroke width inside
     top_edge = ti - _edge_frac(win[ni, ri, ti], np.where(ti > 0, win[ni, ri, np.maximum(ti - 1, 0)], 0.0))
     bot_edge = bi + _edge_frac(win[ni, ri, bi], np.where(bi < hw - 1, win[ni, ri, np.minimum(bi + 1, hw - 1)], 0.0))
+    # a low, rounded peak (P or T wave, small QRS) in flat columns: the pen's ink spreads below it, so the
+    # centre of the column's ink reads the peak low; its top edge is the peak less the pen's half-width
+    side = cap // 2
+    up_l, up_r = np.roll(up, side, axis=0), np.roll(up, -side, axis=0)
+    dn_l, dn_r = np.roll(dn, side, axis=0), np.roll(dn, -side, axis=0)
+    flat_peak = _plateau_middle(
+        valid & ~tall & (up <= minimum_filter1d(up, cap, axis=0, mode="nearest")) & (up < up_l) & (up < up_r), up
+    )
+    flat_dip = _plateau_middle(
+        valid & ~tall & (dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")) & (dn > dn_l) & (dn > dn_r), dn
+    )
+    apex, trough = apex | flat_peak, trough | flat_dip
     col_y = np.where(apex, top_edge + half_w[None, :], np.where(trough, bot_edge - half_w[None, :], cen))
     use_col = valid & (~tall | apex | trough)
     # sub-pixel x of a steep stroke: ink-weighted centre of its horizontal run and the anti-aliased pixel each side
