@@ -110,24 +110,44 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
             handle.remove()
 
 
-def run_models_latency(model: DercModel, records: list[str], repeats: int) -> tuple[list[float], list[float]]:
-    """Per run_models call: its wall time and the share of it spent outside the forward passes (same call)."""
+class _TimedDigitizer:
+    """The model's digitizer, with the wall time of each ``signal`` call appended to ``seconds``."""
+
+    def __init__(self, inner, seconds: list[float]) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def signal(self, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return self.inner.signal(*args, **kwargs)
+        finally:
+            self.seconds.append(time.perf_counter() - began)
+
+
+def run_models_latency(
+    model: DercModel, records: list[str], repeats: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Per run_models call: its wall time, the share of it spent outside the forward passes and the share spent
+    digitizing (same call; 0 where the preset's ink maps are too coarse to digitize)."""
     from derc.inference import Digitizer
 
     digitizer = Digitizer.for_model(model)
     team_code.run_models(records[0], digitizer, model, False)  # warm-up
-    times, outside = [], []
+    times, outside, digitizing = [], [], []
     for _ in range(repeats):
         for record in records:
             forward: list[float] = []
+            digitize_s: list[float] = []
+            timed = None if digitizer is None else _TimedDigitizer(digitizer, digitize_s)
             with forward_timer(model, forward):
                 began = time.perf_counter()
-                team_code.run_models(record, digitizer, model, False)
+                team_code.run_models(record, timed, model, False)
                 _sync(model.device)
                 elapsed = time.perf_counter() - began
             times.append(elapsed)
             outside.append(1.0 - sum(forward) / elapsed)
-    return times, outside
+            digitizing.append(sum(digitize_s) / elapsed)
+    return times, outside, digitizing
 
 
 def training_throughput(config, device: torch.device, steps: int) -> dict[str, float]:
@@ -207,13 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.reset_peak_memory_stats(device)
             model = DercModel.load(random_model(tmp / f"model-{preset}", config), device=device)
             fwd = forward_figures(model, (config.image_height, config.image_width), 1 if big else 3)
-            latency, outside = run_models_latency(model, records[:n], 1 if big else 2)
+            latency, outside, digitizing = run_models_latency(model, records[:n], 1 if big else 2)
             p50 = float(np.percentile(latency, 50))
             row = {
                 "latency_p50_s": p50,
                 "latency_p95_s": float(np.percentile(latency, 95)),
                 # median over calls of (call time - its own forward passes' time) / call time
                 "outside_forward_share": float(np.median(outside)),
+                # of which the digitizer (the rest is image intake: decoding, orientation, resizing)
+                "digitizer_share": float(np.median(digitizing)),
                 **fwd,
                 "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
                 "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
@@ -230,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             results[device_name][preset] = row
             print(
                 f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
-                f"outside forward {row['outside_forward_share']:.0%}, UNet {row['unet_flops'] / 1e9:.1f} GF/s "
+                f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}), "
+                f"UNet {row['unet_flops'] / 1e9:.1f} GF/s "
                 f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "
                 f"({row['classifier_of_matmul']:.0%}) of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s, "
                 f"peak RSS {row['peak_rss_inference_mb']:.0f} MB inference / {row['peak_rss_mb']:.0f} MB with training",
