@@ -26,9 +26,9 @@ FS = 500.0
 N = 5000
 # Mean per-lead SNR (dB, Challenge SNR with alignment, shown samples) on the seeded signal below. At 200 dpi
 # the 20 dB holds in every layout (measured 3x4 20.7, 6x2 20.6, 12x1 20.3). At the UNet's 896x1152
-# (measured 18.2 / 19.2 / 18.3) the floors sit ~1.5 dB under: there a millimetre is 4 px, so one pixel is
+# (measured 18.3 / 19.3 / 18.3) the floors sit ~1.5 dB under: there a millimetre is 4 px, so one pixel is
 # 0.025 mV, a large share of a low-voltage lead (III and aVL score 10-15 dB), and a narrow QRS is 2-4 px wide;
-# the same signal without its synthetic EMG/mains noise scores the same (18.0 / 19.1 / 19.0).
+# the same signal without its synthetic EMG/mains noise scores the same (18.1 / 19.2 / 19.0).
 CLEAN_FLOORS = {
     ("3x4", "200dpi"): 20.0,
     ("6x2", "200dpi"): 20.0,
