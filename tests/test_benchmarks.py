@@ -63,10 +63,11 @@ def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pyt
     records = [str(tmp_path / "data" / r) for r in synth(tmp_path / "data", 1, 3, images=1, dpi=50.0)]
     with restored_derc_state(1):
         model = DercModel.load(random_model(tmp_path / "model", get_preset("tiny")))
-        times, outside = run_models_latency(model, records, 2)
+        times, outside, digitizing = run_models_latency(model, records, 2)
         seconds: list[float] = []
         with forward_timer(model, seconds):
             model.classify([np.full((120, 160, 3), 255, np.uint8)])
     assert len(times) == len(outside) == 2 and all(0.0 < share < 1.0 for share in outside)
+    assert digitizing == [0.0, 0.0]  # tiny ink maps are too coarse to digitize: no digitizer runs
     assert len(seconds) == 2 and all(s > 0 for s in seconds)  # the UNet (via the denoiser) and the classifier
     assert not model.denoiser._forward_hooks and not model.classifier._forward_pre_hooks  # hooks removed again
