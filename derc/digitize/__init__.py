@@ -523,9 +523,9 @@ def _trace_rows(
     bot_edge = bi + _edge_frac(win[ni, ri, bi], np.where(bi < hw - 1, win[ni, ri, np.minimum(bi + 1, hw - 1)], 0.0))
     # a low, rounded peak (P or T wave, small QRS) in flat columns: the pen's ink spreads below it, so the
     # centre of the column's ink reads the peak low; its top edge is the peak less the pen's half-width
-    side = cap // 2
-    up_l, up_r = np.roll(up, side, axis=0), np.roll(up, -side, axis=0)
-    dn_l, dn_r = np.roll(dn, side, axis=0), np.roll(dn, -side, axis=0)
+    cols = np.arange(n)
+    left, right = np.maximum(cols - cap // 2, 0), np.minimum(cols + cap // 2, n - 1)  # half a cap away, clipped
+    up_l, up_r, dn_l, dn_r = up[left], up[right], dn[left], dn[right]
     flat_peak = _plateau_middle(
         valid & ~tall & (up <= minimum_filter1d(up, cap, axis=0, mode="nearest")) & (up < up_l) & (up < up_r), up
     )
