@@ -512,8 +512,10 @@ def _trace_rows(
     # within a pen's width of the apex every column's run reaches about as high (the round cap), and the ink's
     # edge noise makes several of them local minima: an apex is the highest over the cap's columns
     cap = 2 * (int(np.ceil(0.5 * pen)) + 1) + 1
-    apex = _plateau_middle(tall & (up <= minimum_filter1d(up, cap, axis=0, mode="nearest")), up)
-    trough = _plateau_middle(tall & (dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")), dn)
+    highest = up <= minimum_filter1d(up, cap, axis=0, mode="nearest")
+    lowest = dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")
+    apex = _plateau_middle(tall & highest, up)
+    trough = _plateau_middle(tall & lowest, dn)
     # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
     flat_mass = w_tot
     flat = valid & ~tall
@@ -526,12 +528,8 @@ def _trace_rows(
     cols = np.arange(n)
     left, right = np.maximum(cols - cap // 2, 0), np.minimum(cols + cap // 2, n - 1)  # half a cap away, clipped
     up_l, up_r, dn_l, dn_r = up[left], up[right], dn[left], dn[right]
-    flat_peak = _plateau_middle(
-        valid & ~tall & (up <= minimum_filter1d(up, cap, axis=0, mode="nearest")) & (up < up_l) & (up < up_r), up
-    )
-    flat_dip = _plateau_middle(
-        valid & ~tall & (dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")) & (dn > dn_l) & (dn > dn_r), dn
-    )
+    flat_peak = _plateau_middle(valid & ~tall & highest & (up < up_l) & (up < up_r), up)
+    flat_dip = _plateau_middle(valid & ~tall & lowest & (dn > dn_l) & (dn > dn_r), dn)
     apex, trough = apex | flat_peak, trough | flat_dip
     col_y = np.where(apex, top_edge + half_w[None, :], np.where(trough, bot_edge - half_w[None, :], cen))
     use_col = valid & (~tall | apex | trough)
