@@ -87,6 +87,9 @@ class Config:
     # Also train the classifier on the record's own ``# Image:`` files when present.
     use_record_images: bool = True
     num_workers: int = 2
+    # Validation views are the same renderings every epoch: they are drawn once and kept in memory (8-bit)
+    # when they fit in this many MiB per process (0: draw them again each epoch). 896x1152 pairs take 4 MiB.
+    val_cache_mb: float = 2048.0
     amp: bool = True
     max_records: int | None = None
 

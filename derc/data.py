@@ -8,6 +8,7 @@ Validation datasets keep ``epoch`` fixed so their loss is comparable from epoch 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -118,6 +119,90 @@ def load_own_image(entry: RecordEntry, rng: np.random.Generator) -> np.ndarray |
     except Exception as error:
         log.warning("record %s: image %s unusable for training (%s)", entry.path, name, error)
         return None
+
+
+class CachedItems(Dataset):
+    """Every item of a fixed dataset, computed once and then served from memory.
+
+    For validation sets, whose epoch never advances (the same renderings every epoch): rendering them again
+    each epoch costs more CPU than the validation forward passes. Tensors whose values are all k/255 (the
+    rendered images and binary masks) are kept as uint8 and restored bit for bit; any other tensor is kept
+    as it is. ``dataset`` is read at epoch 0, through a loader with ``num_workers`` workers.
+    """
+
+    def __init__(self, dataset: _EpochDataset, *, num_workers: int = 0, batch_size: int = 16) -> None:
+        from derc.runtime import worker_init_fn
+
+        dataset.set_epoch(0)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            worker_init_fn=worker_init_fn if num_workers else None,
+        )
+        columns: list[list[torch.Tensor]] = []
+        for batch in loader:
+            if not columns:
+                columns = [[] for _ in batch]
+            for column, values in zip(columns, batch):
+                column.append(_compact(values))
+        self._columns: list[torch.Tensor] = []
+        self._dtypes: list[torch.dtype | None] = []
+        for parts in columns:
+            dtypes = {dtype for _, dtype in parts}
+            if len(dtypes) > 1:  # some batches were not k/255 exact: keep the whole column as it came
+                parts = [(_restore(values, dtype), None) for values, dtype in parts]
+            self._columns.append(torch.cat([values for values, _ in parts]))
+            self._dtypes.append(parts[0][1])
+        self._length = len(dataset)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(column.numel() * column.element_size() for column in self._columns)
+
+    def set_epoch(self, epoch: int) -> None:  # the items are fixed
+        pass
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(_restore(column[index], dtype) for column, dtype in zip(self._columns, self._dtypes))
+
+
+def _compact(values: torch.Tensor) -> tuple[torch.Tensor, torch.dtype | None]:
+    """``values`` as uint8 with the float dtype to restore (when k/255 is exact for all of them), else as is."""
+    if values.is_floating_point():
+        levels = (values * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        if torch.equal(levels.to(values.dtype).div_(255.0), values):
+            return levels, values.dtype
+    return values, None
+
+
+def _restore(values: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return values if dtype is None else values.to(dtype).div_(255.0)
+
+
+def cache_if_small(dataset: _EpochDataset, *, budget_mb: float, num_workers: int = 0) -> Dataset:
+    """``dataset`` held in memory (:class:`CachedItems`) when its 8-bit size fits ``budget_mb`` MiB, else itself."""
+    if budget_mb <= 0 or len(dataset) == 0:
+        return dataset
+    dataset.set_epoch(0)
+    item_bytes = sum(t.numel() for t in dataset[0])  # uint8 storage; the label vectors are tiny
+    needed_mb = item_bytes * len(dataset) / 2**20
+    if needed_mb > budget_mb:
+        log.info("validation views not cached: %.0f MiB needed, budget %.0f MiB", needed_mb, budget_mb)
+        return dataset
+    started = time.perf_counter()
+    cached = CachedItems(dataset, num_workers=num_workers)
+    log.info(
+        "%d validation views cached in memory (%.0f MiB, %.1f s)",
+        len(cached),
+        cached.nbytes / 2**20,
+        time.perf_counter() - started,
+    )
+    return cached
 
 
 class EpochLoader:

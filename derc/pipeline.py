@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
+from torch.utils.data import Dataset
 
 from derc import distributed
 from derc import modelfolder as mf
 from derc.checkpoints import load_weights, save_weights
 from derc.config import Config, preset_from_env
-from derc.data import ClassifierViews, DenoisingPairs, make_loader
+from derc.data import CachedItems, ClassifierViews, DenoisingPairs, cache_if_small, make_loader
 from derc.labels import LABELS
 from derc.losses import DiceFocalLoss
 from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, build_unet
@@ -104,7 +105,7 @@ def train_denoiser(
         return unet.to(device)
     stage = config.unet
     train_set = DenoisingPairs(train, config, views=stage.views_per_record, seed=config.seed)
-    val_set = DenoisingPairs(val, config, views=1, seed=config.seed + 1)
+    val_set = _validation(DenoisingPairs(val, config, views=1, seed=config.seed + 1), config)
     if len(train_set) == 0:
         raise ValueError("no training record has signal files, so the UNet cannot be trained")
     log.info("stage A (UNet): %d training pairs/epoch, %d validation pairs", len(train_set), len(val_set))
@@ -117,7 +118,7 @@ def train_classifier(
     config: Config,
     unet: UNet,
     train: Sequence[RecordEntry],
-    val: Sequence[RecordEntry],
+    val_set: Dataset,
     work: Path,
     logs: Path,
     device,
@@ -131,7 +132,6 @@ def train_classifier(
         return classifier.to(device)
     stage = config.cls
     train_set = ClassifierViews(train, config, views=stage.views_per_record, seed=config.seed + 2)
-    val_set = ClassifierViews(val, config, views=1, seed=config.seed + 3)
     log.info(
         "stage B (%s): %d training views/epoch, %d validation views", config.classifier, len(train_set), len(val_set)
     )
@@ -152,6 +152,21 @@ def train_classifier(
         val_metrics=classifier_metrics,
     )
     return classifier
+
+
+def _validation(dataset, config: Config):
+    """A validation dataset, held in memory when it fits ``config.val_cache_mb``."""
+    return cache_if_small(dataset, budget_mb=config.val_cache_mb, num_workers=config.num_workers)
+
+
+def _workers_for(dataset, config: Config) -> int:
+    """DataLoader workers for ``dataset``: none for one already in memory."""
+    return 0 if isinstance(dataset, CachedItems) else config.num_workers
+
+
+def classifier_validation(config: Config, val: Sequence[RecordEntry]):
+    """The classifier's validation views (one fixed rendering per record); the thresholds are fitted on them too."""
+    return _validation(ClassifierViews(val, config, views=1, seed=config.seed + 3), config)
 
 
 def _fit_stage(model, name, train_set, val_set, stage, config, work, logs, device, verbose, final, **fit_args) -> None:
@@ -199,7 +214,7 @@ def _loaders(train_set, val_set, batch_size: int, config: Config, device):
             val_set,
             batch_size=batch_size,
             shuffle=False,
-            num_workers=config.num_workers,
+            num_workers=_workers_for(val_set, config),
             seed=config.seed,
             pin_memory=pin,
         )
@@ -226,19 +241,19 @@ def predict_views(
     return np.concatenate(truths), np.concatenate(probs)
 
 
-def fit_thresholds(config: Config, unet: UNet, classifier: nn.Module, val: Sequence[RecordEntry], work: Path, device):
-    """Per-label Youden thresholds on the validation records (one fixed rendering each)."""
-    if not val:
+def fit_thresholds(config: Config, unet: UNet, classifier: nn.Module, val_set: Dataset, device):
+    """Per-label Youden thresholds on the classifier's validation views (one fixed rendering per record)."""
+    if not len(val_set):
         log.warning("no validation records: every threshold falls back to 0.5")
         return np.full(len(LABELS), 0.5), {"fallback": list(LABELS), "validation_records": 0}
-    dataset = ClassifierViews(val, config, views=1, seed=config.seed + 3)
-    loader = make_loader(dataset, batch_size=config.cls.batch_size, shuffle=False, num_workers=0, seed=config.seed)
+    batch, workers = config.cls.batch_size, _workers_for(val_set, config)
+    loader = make_loader(val_set, batch_size=batch, shuffle=False, num_workers=workers, seed=config.seed)
     y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
     thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
         log.warning("labels without both classes in validation use the fallback threshold: %s", ", ".join(missing))
-    info = {"fallback": missing, "validation_records": len(val)}
+    info = {"fallback": missing, "validation_records": len(val_set)}
     return thresholds, info
 
 
@@ -278,10 +293,11 @@ def train(
         work = _prepare_work(folder, config)
     distributed.barrier()
     unet = train_denoiser(config, train_set, val_set, work, folder, device, verbose)
-    classifier = train_classifier(config, unet, train_set, val_set, work, folder, device, verbose)
+    cls_val = classifier_validation(config, val_set)
+    classifier = train_classifier(config, unet, train_set, cls_val, work, folder, device, verbose)
     run = folder
     if rank.is_main:
-        thresholds, info = fit_thresholds(config, unet, classifier, val_set, work, device)
+        thresholds, info = fit_thresholds(config, unet, classifier, cls_val, device)
         save_thresholds(work / mf.THRESHOLDS_FILE, thresholds, info=info)
         config.save(work / mf.CONFIG_FILE)
         run = mf.publish(folder, {"preset": config.preset, "records": len(entries)})

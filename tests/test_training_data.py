@@ -18,7 +18,7 @@ import helper_code
 import team_code
 from derc import modelfolder as mf
 from derc.config import get_preset
-from derc.data import ClassifierViews, DenoisingPairs
+from derc.data import CachedItems, ClassifierViews, DenoisingPairs, cache_if_small
 from derc.errors import DercError
 from derc.inference import DercModel
 from derc.labels import LABELS, LEADS, encode
@@ -193,3 +193,40 @@ def test_a_truncated_or_unnamed_signal_is_reported_and_skipped(trained: dict[str
     assert "record truncated: signal unusable (signal file truncated.dat is truncated" in trained["log"]
     assert "record unnamed: signal unusable (none of its leads" in trained["log"]
     assert trained["log"].count("skipping it") == 2
+
+
+def test_validation_views_cached_in_memory_are_the_renderings_bit_for_bit(folder: Path) -> None:
+    entries = [entry(folder, f"base{i}") for i in range(4)] + [entry(folder, "nan"), entry(folder, "hz100")]
+    pairs, views = DenoisingPairs(entries, CONFIG, views=1, seed=1), ClassifierViews(entries, CONFIG, views=1, seed=3)
+    for dataset in (pairs, views):
+        cached = CachedItems(dataset, num_workers=2, batch_size=4)  # workers and a partial last batch
+        assert len(cached) == len(dataset)
+        assert cached.nbytes < sum(t.numel() * t.element_size() for t in dataset[0]) * len(dataset) / 3  # 8-bit
+        for index in range(len(dataset)):
+            for kept, fresh in zip(cached[index], dataset[index]):
+                assert kept.dtype == fresh.dtype and torch.equal(kept, fresh), f"{type(dataset).__name__} {index}"
+    assert cache_if_small(dataset, budget_mb=0) is dataset
+    assert cache_if_small(dataset, budget_mb=1e-3) is dataset  # does not fit
+    assert isinstance(cache_if_small(dataset, budget_mb=10), CachedItems)
+
+
+def test_a_column_that_is_not_8_bit_is_kept_exactly() -> None:
+    class Odd(torch.utils.data.Dataset):
+        def set_epoch(self, epoch: int) -> None:
+            pass
+
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+            grey = torch.full((2,), index / 255.0)
+            return grey, torch.tensor([0.3 * index if index == 4 else 1.0])  # 8-bit in one batch, not in the other
+
+    cached = CachedItems(Odd(), batch_size=4)
+    for index in range(5):
+        for kept, fresh in zip(cached[index], Odd()[index]):
+            assert torch.equal(kept, fresh)
+
+
+def test_training_logged_the_validation_cache(trained: dict[str, object]) -> None:
+    assert "validation views cached in memory" in trained["log"]
