@@ -140,6 +140,7 @@ class CachedItems(Dataset):
             shuffle=False,
             num_workers=num_workers,
             worker_init_fn=worker_init_fn if num_workers else None,
+            generator=torch.Generator().manual_seed(0),  # its seed draw leaves the global RNG (model init) alone
         )
         columns: list[list[torch.Tensor]] = []
         for batch in loader:
