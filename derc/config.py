@@ -86,7 +86,9 @@ class Config:
     render_dpi_scale: tuple[float, float] = (1.0, 2.0)
     # Also train the classifier on the record's own ``# Image:`` files when present.
     use_record_images: bool = True
-    num_workers: int = 2
+    # DataLoader workers rendering training pages; None: one per CPU core beyond the training process's own
+    # (derc.runtime.data_workers). Pages are drawn on the fly, so a GPU needs many (paper-size renders ~3/s each).
+    num_workers: int | None = None
     # Validation views are the same renderings every epoch: they are drawn once and kept in memory (8-bit)
     # when they fit in this many MiB per process (0: draw them again each epoch). 896x1152 pairs take 4 MiB.
     val_cache_mb: float = 2048.0

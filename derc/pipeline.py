@@ -32,7 +32,7 @@ from derc.losses import DiceFocalLoss
 from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.records import RecordEntry, index_records, split_entries
-from derc.runtime import pick_device, seed_everything
+from derc.runtime import data_workers, pick_device, seed_everything
 from derc.thresholds import save_thresholds, youden_thresholds_with_info
 from derc.training import fit
 
@@ -156,12 +156,12 @@ def train_classifier(
 
 def _validation(dataset, config: Config):
     """A validation dataset, held in memory when it fits ``config.val_cache_mb``."""
-    return cache_if_small(dataset, budget_mb=config.val_cache_mb, num_workers=config.num_workers)
+    return cache_if_small(dataset, budget_mb=config.val_cache_mb, num_workers=data_workers(config.num_workers))
 
 
 def _workers_for(dataset, config: Config) -> int:
     """DataLoader workers for ``dataset``: none for one already in memory."""
-    return 0 if isinstance(dataset, CachedItems) else config.num_workers
+    return 0 if isinstance(dataset, CachedItems) else data_workers(config.num_workers)
 
 
 def classifier_validation(config: Config, val: Sequence[RecordEntry]):
@@ -203,7 +203,7 @@ def _loaders(train_set, val_set, batch_size: int, config: Config, device):
         train_set,
         batch_size=batch_size,
         shuffle=True,
-        num_workers=config.num_workers,
+        num_workers=data_workers(config.num_workers),
         seed=config.seed,
         pin_memory=pin,
         shard=True,
@@ -280,7 +280,8 @@ def train(
     log.info("settings: %s", json.dumps(config.to_dict(), sort_keys=True))
     seed_everything(config.seed)
     device = distributed.device_for(pick_device())
-    log.info("device: %s (%d process(es))", device, rank.world_size)
+    workers = data_workers(config.num_workers)
+    log.info("device: %s (%d process(es)), %d data worker(s) per process", device, rank.world_size, workers)
 
     entries = index_records(data_folder, records)
     if config.max_records is not None:

@@ -61,6 +61,22 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Automatic DataLoader workers never exceed this (each holds a renderer and its page buffers).
+MAX_AUTO_WORKERS = 12
+
+
+def data_workers(requested: int | None) -> int:
+    """DataLoader workers: ``requested`` when given, else the CPUs left to each training process beyond its own.
+
+    Processes sharing the machine (``torchrun``'s ``LOCAL_WORLD_SIZE``) share its CPUs; the automatic choice is
+    1 to ``MAX_AUTO_WORKERS``.
+    """
+    if requested is not None:
+        return max(0, int(requested))
+    processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(MAX_AUTO_WORKERS, available_cpus() // processes - 1))
+
+
 def configure_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op CPU threads and return the number chosen.
 

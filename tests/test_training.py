@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from derc import runtime
 from derc.checkpoints import load_state
-from derc.config import StageConfig
+from derc.config import StageConfig, get_preset
 from derc.errors import ModelFolderError
-from derc.runtime import configure_threads, pick_device, seed_everything, worker_init_fn
+from derc.runtime import configure_threads, data_workers, pick_device, seed_everything, worker_init_fn
 from derc.training import EarlyStopping, fit
 
 torch.set_num_threads(1)
@@ -195,6 +196,18 @@ def test_runtime_helpers(monkeypatch) -> None:
     torch.manual_seed(7)
     worker_init_fn(0)
     assert np.random.rand() == value  # noqa: NPY002
+
+
+def test_automatic_data_workers_share_the_cpus_between_local_processes(monkeypatch) -> None:
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert data_workers(None) == 12  # 15 left, capped
+    assert data_workers(3) == 3 and data_workers(0) == 0
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun --nproc_per_node 4
+    assert data_workers(None) == 3
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    assert data_workers(None) == 1  # never none: rendering stays off the training process
+    assert get_preset("paper").num_workers is None and get_preset("small").num_workers == 2
 
 
 def test_monitored_metric_picks_the_best_epoch_instead_of_the_loss(tmp_path) -> None:
