@@ -6,8 +6,10 @@
 Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
 the share of it spent outside the UNet and classifier forward passes, the forward passes' FLOP/s (counted
 with FlopCounterMode) as a fraction of the dense fp32 matmul and conv FLOP/s measured in the same run,
-training throughput (images/s) of both stages on random batches, renderer images/s, peak RSS (and CUDA peak
-allocated memory), and RSS growth over many run_models calls. Models have random weights (speed only).
+training throughput (images/s) of both stages on random batches, renderer images/s, training views/s one
+DataLoader worker renders (at the training dpi) and whether the preset's default workers keep up with the slower
+stage (``data_supply_ratio`` > 1), peak RSS (and CUDA peak allocated memory), and RSS growth over many
+run_models calls. Models have random weights (speed only).
 On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
 region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
 """
@@ -30,12 +32,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import team_code
 from derc.config import get_preset
+from derc.data import ClassifierViews
 from derc.inference import DercModel
 from derc.losses import DiceFocalLoss
 from derc.models.factory import build_classifier_for, build_unet
+from derc.records import index_records
 from derc.render import render_ecg
 from derc.render.layout import dpi_for_width
-from derc.runtime import THREADS_ENV
+from derc.runtime import THREADS_ENV, data_workers
 from derc.signals import read_signal
 
 
@@ -184,6 +188,15 @@ def render_rate(config, record: str, count: int) -> float:
     return count / (time.perf_counter() - began)
 
 
+def training_views_rate(config, record: str, count: int) -> float:
+    """Classifier training views/s one DataLoader worker makes (read, render at the training dpi, resize)."""
+    views = ClassifierViews(index_records(Path(record).parent, [Path(record).name]), config, views=count, seed=0)
+    began = time.perf_counter()
+    for i in range(count):
+        views[i]
+    return count / (time.perf_counter() - began)
+
+
 def rss_growth(model: DercModel, records: list[str], calls: int) -> dict[str, float]:
     from derc.inference import Digitizer
 
@@ -243,8 +256,16 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_inference_mb": peak_rss_mb(),
                 "render_images_per_s": render_rate(config, records[0], 1 if big else 4),
                 **training_throughput(config, device, 1 if big else 2),
+                "train_views_per_s_per_worker": training_views_rate(config, records[0], 2 if big else 4),
+                "data_workers": data_workers(config.num_workers),
                 "peak_rss_mb": peak_rss_mb(),
             }
+            # > 1: the default workers render training views faster than the slower stage's steps use them
+            row["data_supply_ratio"] = (
+                row["train_views_per_s_per_worker"]
+                * max(1, row["data_workers"])
+                / min(row["train_unet_images_per_s"], row["train_classifier_images_per_s"])
+            )
             if device.type == "cuda":
                 row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
             if preset == "tiny":
@@ -256,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"UNet {row['unet_flops'] / 1e9:.1f} GF/s "
                 f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "
                 f"({row['classifier_of_matmul']:.0%}) of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s, "
-                f"peak RSS {row['peak_rss_inference_mb']:.0f} MB inference / {row['peak_rss_mb']:.0f} MB with training",
+                f"peak RSS {row['peak_rss_inference_mb']:.0f} MB inference / {row['peak_rss_mb']:.0f} MB training; "
+                f"training UNet {row['train_unet_images_per_s']:.1f} / classifier "
+                f"{row['train_classifier_images_per_s']:.1f} images/s, {row['data_workers']} worker(s) x "
+                f"{row['train_views_per_s_per_worker']:.1f} views/s (supply ratio {row['data_supply_ratio']:.2f})",
                 flush=True,
             )
     append_result(

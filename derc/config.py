@@ -90,8 +90,9 @@ class Config:
     # (derc.runtime.data_workers). Pages are drawn on the fly, so a GPU needs many (paper-size renders ~3/s each).
     num_workers: int | None = None
     # Validation views are the same renderings every epoch: they are drawn once and kept in memory (8-bit)
-    # when they fit in this many MiB per process (0: draw them again each epoch). 896x1152 pairs take 4 MiB.
-    val_cache_mb: float = 2048.0
+    # when they fit in this many MiB per process (0: draw them again each epoch; None: a quarter of the
+    # available memory, derc.runtime.cache_budget_mb). An 896x1152 pair takes 4 MiB, a view 3 MiB.
+    val_cache_mb: float | None = None
     amp: bool = True
     max_records: int | None = None
 

@@ -32,7 +32,7 @@ from derc.losses import DiceFocalLoss
 from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.records import RecordEntry, index_records, split_entries
-from derc.runtime import data_workers, pick_device, seed_everything
+from derc.runtime import cache_budget_mb, data_workers, pick_device, seed_everything
 from derc.thresholds import save_thresholds, youden_thresholds_with_info
 from derc.training import fit
 
@@ -156,7 +156,8 @@ def train_classifier(
 
 def _validation(dataset, config: Config):
     """A validation dataset, held in memory when it fits ``config.val_cache_mb``."""
-    return cache_if_small(dataset, budget_mb=config.val_cache_mb, num_workers=data_workers(config.num_workers))
+    budget = cache_budget_mb(config.val_cache_mb)
+    return cache_if_small(dataset, budget_mb=budget, num_workers=data_workers(config.num_workers))
 
 
 def _workers_for(dataset, config: Config) -> int:

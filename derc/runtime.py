@@ -73,8 +73,34 @@ def data_workers(requested: int | None) -> int:
     """
     if requested is not None:
         return max(0, int(requested))
-    processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    return max(1, min(MAX_AUTO_WORKERS, available_cpus() // processes - 1))
+    return max(1, min(MAX_AUTO_WORKERS, available_cpus() // _local_processes() - 1))
+
+
+def _local_processes() -> int:
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
+def memory_available_mb() -> float:
+    """Memory the machine can still give (MemAvailable on Linux; free physical pages elsewhere), in MiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - platforms without sysconf
+        return 0.0
+
+
+def cache_budget_mb(requested: float | None) -> float:
+    """MiB one training process may hold as cached validation data: ``requested``, else a quarter of the
+    machine's available memory shared by the local processes (``torchrun``'s ``LOCAL_WORLD_SIZE``)."""
+    if requested is not None:
+        return max(0.0, float(requested))
+    return memory_available_mb() / 4 / _local_processes()
 
 
 def configure_threads(num_threads: int | None = None) -> int:

@@ -33,6 +33,7 @@ def test_speed_smoke(tmp_path) -> None:
     tiny = row["results"]["cpu"]["tiny"]
     assert row["smoke"] and tiny["latency_p50_s"] > 0 and tiny["unet_gflop"] > 0
     assert row["results"]["cpu"]["hardware"]["matmul_flops"] > 0
+    assert tiny["data_workers"] == 0 and tiny["train_views_per_s_per_worker"] > 0 and tiny["data_supply_ratio"] > 0
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from derc import runtime
 from derc.checkpoints import load_state
 from derc.config import StageConfig, get_preset
 from derc.errors import ModelFolderError
-from derc.runtime import configure_threads, data_workers, pick_device, seed_everything, worker_init_fn
+from derc.runtime import cache_budget_mb, configure_threads, data_workers, pick_device, seed_everything, worker_init_fn
 from derc.training import EarlyStopping, fit
 
 torch.set_num_threads(1)
@@ -208,6 +208,16 @@ def test_automatic_data_workers_share_the_cpus_between_local_processes(monkeypat
     monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
     assert data_workers(None) == 1  # never none: rendering stays off the training process
     assert get_preset("paper").num_workers is None and get_preset("small").num_workers == 2
+
+
+def test_validation_cache_budget_is_a_share_of_the_available_memory(monkeypatch) -> None:
+    assert runtime.memory_available_mb() > 0
+    monkeypatch.setattr(runtime, "memory_available_mb", lambda: 8000.0)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cache_budget_mb(None) == 2000.0
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cache_budget_mb(None) == 1000.0
+    assert cache_budget_mb(0) == 0.0 and cache_budget_mb(300) == 300.0
 
 
 def test_monitored_metric_picks_the_best_epoch_instead_of_the_loss(tmp_path) -> None:
