@@ -156,7 +156,6 @@ class CachedItems(Dataset):
                 parts = [(_restore(values, dtype), None) for values, dtype in parts]
             self._columns.append(torch.cat([values for values, _ in parts]))
             self._dtypes.append(parts[0][1])
-        self._length = len(dataset)
 
     @property
     def nbytes(self) -> int:
@@ -166,7 +165,7 @@ class CachedItems(Dataset):
         pass
 
     def __len__(self) -> int:
-        return self._length
+        return len(self._columns[0]) if self._columns else 0
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         return tuple(_restore(column[index], dtype) for column, dtype in zip(self._columns, self._dtypes))
@@ -189,7 +188,6 @@ def cache_if_small(dataset: _EpochDataset, *, budget_mb: float, num_workers: int
     """``dataset`` held in memory (:class:`CachedItems`) when its 8-bit size fits ``budget_mb`` MiB, else itself."""
     if budget_mb <= 0 or len(dataset) == 0:
         return dataset
-    dataset.set_epoch(0)
     item_bytes = sum(t.numel() for t in dataset[0])  # uint8 storage; the label vectors are tiny
     needed_mb = item_bytes * len(dataset) / 2**20
     if needed_mb > budget_mb:

@@ -61,6 +61,10 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _local_processes() -> int:
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
 # Automatic DataLoader workers never exceed this (each holds a renderer and its page buffers).
 MAX_AUTO_WORKERS = 12
 
@@ -74,10 +78,6 @@ def data_workers(requested: int | None) -> int:
     if requested is not None:
         return max(0, int(requested))
     return max(1, min(MAX_AUTO_WORKERS, available_cpus() // _local_processes() - 1))
-
-
-def _local_processes() -> int:
-    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
 
 
 def memory_available_mb() -> float:
