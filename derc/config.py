@@ -20,6 +20,7 @@ CONFIG_FORMAT_VERSION = 1
 PRESET_ENV = "DERC_PRESET"
 DEFAULT_PRESET = "paper"
 DENOISERS = ("unet", "none")
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ class StageConfig:
     # What the LR schedule, early stopping and best-weight choice follow: "val_loss" (minimised) or a
     # validation metric of the stage (maximised), e.g. "macro_auroc" for the classifier.
     monitor: str = "val_loss"
+    # Learning-rate schedule: "plateau" (the method's ReduceLROnPlateau on the monitored value, per epoch) or
+    # "cosine" (per step, from lr down to min_lr over all epochs x steps per epoch: for fixed, short budgets
+    # where the plateau rule never fires and the last epochs would otherwise train at full lr).
+    schedule: str = "plateau"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A generic, resumable fit loop: Adam, plateau LR schedule, early stopping, best-weight restore, logs.
+"""A generic, resumable fit loop: Adam, plateau or cosine LR schedule, early stopping, best-weight restore, logs.
 
 Used for both DeRC stages (UNet denoiser, then classifier on frozen-denoiser outputs). Each epoch writes a
 CSV log, a PNG of the curves and (optionally) a checkpoint; calling :func:`fit` again with an existing
@@ -39,6 +39,7 @@ CHECKPOINT_FORMAT = "derc-fit"
 CHECKPOINT_VERSION = 1
 
 Batches = Iterable[tuple[Tensor, Tensor]]
+Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
 class EarlyStopping:
@@ -225,6 +226,8 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
         ctx.scaler.scale(loss).backward()
         ctx.scaler.step(ctx.optimizer)
         ctx.scaler.update()
+        if ctx.per_step_schedule:
+            ctx.scheduler.step()
         total += value * len(inputs)
         seen += len(inputs)
         step += 1
@@ -278,8 +281,9 @@ class _Context:
     val_metrics: Callable[[Tensor, Tensor], dict[str, float]] | None
     progress: bool
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: Scheduler
     scaler: torch.amp.GradScaler
+    per_step_schedule: bool = False  # the scheduler steps after every optimisation step, not per epoch
     trained: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
     data_seconds: float = 0.0  # last training epoch: time spent waiting for batches
     train_images: int = 0  # last training epoch: images seen by this process
@@ -345,6 +349,30 @@ def _resume(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult
 # --- fit -------------------------------------------------------------------------------------------------
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, stage: StageConfig, steps_per_epoch: int | None, name: str = "stage"
+) -> Scheduler:
+    """The learning-rate schedule ``stage.schedule`` asks for.
+
+    ``plateau``: ReduceLROnPlateau, stepped once per epoch with the monitored value. ``cosine``: stepped after
+    every optimisation step, from ``stage.lr`` down to ``stage.min_lr`` over ``epochs * steps_per_epoch``
+    steps, and held at ``min_lr`` beyond them.
+    """
+    if stage.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=stage.plateau_factor, patience=stage.plateau_patience, min_lr=stage.min_lr
+        )
+    if not steps_per_epoch:
+        raise ValueError(f"{name}: the cosine schedule needs a training loader of known length or max_steps_per_epoch")
+    total = stage.epochs * steps_per_epoch
+    floor = min(stage.min_lr / stage.lr, 1.0) if stage.lr > 0 else 1.0
+
+    def factor(step: int) -> float:
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def _monitored_value(monitor: str, val_loss: float, metrics: dict[str, float], name: str) -> float:
     """The value the schedule and early stopping minimise: the validation loss, or minus a metric.
 
@@ -382,6 +410,7 @@ def fit(
     the device under ``torch.no_grad`` before the model. ``val_metrics(outputs, targets)`` gets the whole
     validation set's outputs concatenated on the CPU (meant for classifier logits, not full-size masks).
     Mixed precision (autocast + GradScaler) is used only on CUDA and only when ``amp`` is True.
+    The learning rate follows ``stage.schedule`` (:func:`make_scheduler`).
     Writes ``log_dir/{name}_log.csv`` and ``log_dir/{name}_curves.png`` every epoch, and a checkpoint to
     ``checkpoint_path`` (when given); if that file exists the run resumes from it.
     """
@@ -392,9 +421,7 @@ def fit(
     log_dir.mkdir(parents=True, exist_ok=True)
     model.to(device=device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=stage.plateau_factor, patience=stage.plateau_patience, min_lr=stage.min_lr
-    )
+    scheduler = make_scheduler(optimizer, stage, _count(train_loader, stage.max_steps_per_epoch), name)
     use_amp = bool(amp) and device.type == "cuda"
     ctx = _Context(
         model=model,
@@ -411,6 +438,7 @@ def fit(
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
+        per_step_schedule=stage.schedule != "plateau",
         trained=distributed.wrap(model, device),
     )
     main = distributed.info().is_main
@@ -435,7 +463,8 @@ def fit(
             monitored = _monitored_value(stage.monitor, val_loss, metrics, name)
         else:
             val_loss, metrics, monitored = math.nan, {}, train_loss
-        scheduler.step(monitored)
+        if not ctx.per_step_schedule:
+            scheduler.step(monitored)
         if stopper.step(monitored):
             best = _cpu_copy(model.state_dict())
             result.best_epoch, result.best_val_loss = epoch, val_loss if val_loader is not None else train_loss

@@ -1,4 +1,4 @@
-"""The fit loop: early stopping with best-weight restore, plateau LR, logs, and exact resume."""
+"""The fit loop: early stopping with best-weight restore, plateau and cosine LR, logs, and exact resume."""
 
 from __future__ import annotations
 
@@ -89,17 +89,19 @@ def test_scripted_validation_curve_stops_early_and_restores_best(tmp_path) -> No
     assert (tmp_path / "scripted_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _resumable_run(tmp_path, epochs: int, checkpoint, seed: int):
+def _resumable_run(tmp_path, epochs: int, checkpoint, seed: int, stage: StageConfig | None = None, loss_fn=None):
     seed_everything(seed)
     model = _small_net()
     train = DataLoader(_regression_data(0), batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(seed))
     val = DataLoader(_regression_data(1, n=10), batch_size=4)
-    stage = StageConfig(epochs=epochs, lr=5e-3, plateau_patience=1, plateau_factor=0.5, early_stopping_patience=5)
+    stage = stage or StageConfig(
+        epochs=epochs, lr=5e-3, plateau_patience=1, plateau_factor=0.5, early_stopping_patience=5
+    )
     result = fit(
         model,
         train_loader=train,
         val_loader=val,
-        loss_fn=nn.functional.mse_loss,
+        loss_fn=loss_fn or nn.functional.mse_loss,
         stage=stage,
         device=CPU,
         name="resume",
@@ -130,6 +132,38 @@ def test_resume_matches_uninterrupted_run(tmp_path) -> None:
     assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
     with open(tmp_path / "b" / "resume_log.csv", newline="") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3]
+
+
+def test_cosine_schedule_decays_per_step_and_resumes_exactly(tmp_path) -> None:
+    stage = StageConfig(epochs=3, lr=1e-2, min_lr=1e-4, early_stopping_patience=5, schedule="cosine")
+    straight, straight_result = _resumable_run(tmp_path / "a", 3, tmp_path / "a" / "ckpt.pt", seed=0, stage=stage)
+    # 24 samples in batches of 5: 5 steps per epoch, 15 in all; the lr at each epoch's start follows the cosine
+    factor = [1e-2 + 0.5 * (1e-4 - 1e-2) * (1 - math.cos(math.pi * k / 15)) for k in (0, 5, 10)]
+    assert [row["lr"] for row in straight_result.history] == pytest.approx(factor)
+    saved = load_state(tmp_path / "a" / "ckpt.pt", what="checkpoint")
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # min_lr after the last step
+
+    calls = {"train": 0}
+
+    def crash_in_epoch_3(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+            if calls["train"] > 10:
+                raise KeyboardInterrupt  # the run dies during its third epoch, after epoch 2's checkpoint
+        return nn.functional.mse_loss(output, target)
+
+    with pytest.raises(KeyboardInterrupt):
+        _resumable_run(tmp_path / "b", 3, tmp_path / "b" / "ckpt.pt", seed=0, stage=stage, loss_fn=crash_in_epoch_3)
+    resumed, resumed_result = _resumable_run(tmp_path / "b", 3, tmp_path / "b" / "ckpt.pt", seed=7, stage=stage)
+    assert resumed_result.resumed_from_epoch == 2
+    assert _without_seconds(resumed_result.history) == _without_seconds(straight_result.history)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_schedule_is_checked() -> None:
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        StageConfig(schedule="linear")
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
