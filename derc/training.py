@@ -283,10 +283,14 @@ class _Context:
     optimizer: torch.optim.Optimizer
     scheduler: Scheduler
     scaler: torch.amp.GradScaler
-    per_step_schedule: bool = False  # the scheduler steps after every optimisation step, not per epoch
     trained: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
     data_seconds: float = 0.0  # last training epoch: time spent waiting for batches
     train_images: int = 0  # last training epoch: images seen by this process
+
+    @property
+    def per_step_schedule(self) -> bool:
+        """True when the scheduler steps after every optimisation step (all but the per-epoch plateau rule)."""
+        return not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------
@@ -438,7 +442,6 @@ def fit(
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
-        per_step_schedule=stage.schedule != "plateau",
         trained=distributed.wrap(model, device),
     )
     main = distributed.info().is_main
