@@ -46,10 +46,16 @@ class StageConfig:
     # "cosine" (per step, from lr down to min_lr over all epochs x steps per epoch: for fixed, short budgets
     # where the plateau rule never fires and the last epochs would otherwise train at full lr).
     schedule: str = "plateau"
+    # Exponential moving average of the weights (torch.optim.swa_utils.AveragedModel, BatchNorm statistics
+    # included), updated after every optimisation step with this decay; when set, validation, the best-epoch
+    # choice and the saved weights are the average's. None: the trained weights themselves (the method).
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be None or strictly between 0 and 1, got {self.ema_decay}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A generic, resumable fit loop: Adam, plateau or cosine LR schedule, early stopping, best-weight restore, logs.
+"""A generic, resumable fit loop: Adam, plateau or cosine LR schedule, optional weight EMA, early stopping,
+best-weight restore, logs.
 
 Used for both DeRC stages (UNet denoiser, then classifier on frozen-denoiser outputs). Each epoch writes a
 CSV log, a PNG of the curves and (optionally) a checkpoint; calling :func:`fit` again with an existing
@@ -25,6 +26,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from derc import distributed
@@ -228,6 +230,8 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
         ctx.scaler.update()
         if ctx.per_step_schedule:
             ctx.scheduler.step()
+        if ctx.averaged is not None:
+            ctx.averaged.update_parameters(ctx.model)
         total += value * len(inputs)
         seen += len(inputs)
         step += 1
@@ -242,7 +246,7 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
 
 @torch.no_grad()
 def _evaluate(ctx: _Context, epoch: int) -> tuple[float, dict[str, float]]:
-    ctx.model.eval()
+    ctx.evaluated.eval()
     total, seen = 0.0, 0
     outputs: list[Tensor] = []
     targets_seen: list[Tensor] = []
@@ -251,7 +255,7 @@ def _evaluate(ctx: _Context, epoch: int) -> tuple[float, dict[str, float]]:
         targets = targets.to(ctx.device, non_blocking=True)
         with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
             inputs = _prepare(inputs, ctx.device, ctx.input_transform)
-            output = ctx.model(inputs)
+            output = ctx.evaluated(inputs)
             loss = ctx.loss_fn(output, targets)
         total += float(loss) * len(inputs)
         seen += len(inputs)
@@ -286,6 +290,12 @@ class _Context:
     trained: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
     data_seconds: float = 0.0  # last training epoch: time spent waiting for batches
     train_images: int = 0  # last training epoch: images seen by this process
+    averaged: AveragedModel | None = None  # the weights' moving average (StageConfig.ema_decay), if any
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """What validation scores and the best weights come from: the moving average when kept, else the model."""
+        return self.averaged.module if self.averaged is not None else self.model
 
     @property
     def per_step_schedule(self) -> bool:
@@ -312,6 +322,7 @@ def _save_checkpoint(path: Path, ctx: _Context, stopper: EarlyStopping, result: 
             "optimizer": ctx.optimizer.state_dict(),
             "scheduler": ctx.scheduler.state_dict(),
             "scaler": ctx.scaler.state_dict(),
+            "ema": ctx.averaged.state_dict() if ctx.averaged is not None else None,
             "early_stopping": stopper.state_dict(),
             "best_weights": best,
             "best_epoch": result.best_epoch,
@@ -335,6 +346,10 @@ def _resume(path: Path, ctx: _Context, stopper: EarlyStopping, result: FitResult
         ctx.optimizer.load_state_dict(state["optimizer"])
         ctx.scheduler.load_state_dict(state["scheduler"])
         ctx.scaler.load_state_dict(state["scaler"])
+        if (state.get("ema") is None) != (ctx.averaged is None):
+            raise ValueError("the weight average (ema_decay) is kept in one of the checkpoint and this run only")
+        if ctx.averaged is not None:
+            ctx.averaged.load_state_dict(state["ema"])
         stopper.load_state_dict(state["early_stopping"])
         _set_rng_state(state["rng"], _loader_generators([ctx.train_loader, ctx.val_loader]))
         result.history = list(state["history"])
@@ -377,6 +392,13 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _averaged(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An EMA copy of ``model`` (parameters and buffers, so BatchNorm statistics too), or None without a decay."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def _monitored_value(monitor: str, val_loss: float, metrics: dict[str, float], name: str) -> float:
     """The value the schedule and early stopping minimise: the validation loss, or minus a metric.
 
@@ -414,7 +436,8 @@ def fit(
     the device under ``torch.no_grad`` before the model. ``val_metrics(outputs, targets)`` gets the whole
     validation set's outputs concatenated on the CPU (meant for classifier logits, not full-size masks).
     Mixed precision (autocast + GradScaler) is used only on CUDA and only when ``amp`` is True.
-    The learning rate follows ``stage.schedule`` (:func:`make_scheduler`).
+    The learning rate follows ``stage.schedule`` (:func:`make_scheduler`). With ``stage.ema_decay`` an
+    exponential moving average of the weights is kept, validated and returned instead of the weights.
     Writes ``log_dir/{name}_log.csv`` and ``log_dir/{name}_curves.png`` every epoch, and a checkpoint to
     ``checkpoint_path`` (when given); if that file exists the run resumes from it.
     """
@@ -443,6 +466,7 @@ def fit(
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
         trained=distributed.wrap(model, device),
+        averaged=_averaged(model, stage.ema_decay),
     )
     main = distributed.info().is_main
     stopper = EarlyStopping(stage.early_stopping_patience)
@@ -469,7 +493,7 @@ def fit(
         if not ctx.per_step_schedule:
             scheduler.step(monitored)
         if stopper.step(monitored):
-            best = _cpu_copy(model.state_dict())
+            best = _cpu_copy(ctx.evaluated.state_dict())
             result.best_epoch, result.best_val_loss = epoch, val_loss if val_loader is not None else train_loss
             result.best_monitored = monitored
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}

@@ -1,4 +1,4 @@
-"""The fit loop: early stopping with best-weight restore, plateau and cosine LR, logs, and exact resume."""
+"""The fit loop: early stopping with best-weight restore, plateau and cosine LR, weight EMA, logs, exact resume."""
 
 from __future__ import annotations
 
@@ -164,6 +164,72 @@ def test_cosine_schedule_decays_per_step_and_resumes_exactly(tmp_path) -> None:
 def test_schedule_is_checked() -> None:
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
         StageConfig(schedule="linear")
+
+
+def test_ema_keeps_validates_and_returns_the_moving_average(tmp_path) -> None:
+    decay = 0.6
+    stage = StageConfig(epochs=1, lr=5e-2, early_stopping_patience=5, ema_decay=decay)
+    seed_everything(0)
+    model = _small_net()
+    seen: list[dict[str, torch.Tensor]] = []  # the parameters before each training step
+    val_outputs: list[torch.Tensor] = []
+
+    def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        else:
+            val_outputs.append(output)
+        return nn.functional.mse_loss(output, target)
+
+    data = _regression_data(0)
+    result = fit(
+        model,
+        train_loader=DataLoader(data, batch_size=5),
+        val_loader=DataLoader(data, batch_size=len(data)),
+        loss_fn=loss_fn,
+        stage=stage,
+        device=CPU,
+        name="ema",
+        log_dir=tmp_path,
+        checkpoint_path=tmp_path / "ckpt.pt",
+        progress=False,
+    )
+    raw = load_state(tmp_path / "ckpt.pt", what="checkpoint")["model"]
+    after_steps = [*seen[1:], {k: raw[k] for k in seen[0]}]  # 24 samples in batches of 5: 5 steps
+    assert len(after_steps) == 5
+    expected = dict(after_steps[0])  # the average starts as the weights after the first step
+    for weights in after_steps[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * weights[k] for k in expected}
+    returned = model.state_dict()
+    for key, value in expected.items():
+        assert torch.allclose(returned[key], value, atol=1e-6), key
+        assert not torch.equal(returned[key], raw[key]), key
+    # BatchNorm statistics are averaged too, and validation scored the average, not the trained weights
+    assert not torch.equal(returned["1.running_mean"], raw["1.running_mean"])
+    model.eval()
+    with torch.no_grad():
+        val_loss = float(nn.functional.mse_loss(model(data.tensors[0]), data.tensors[1]))
+    assert result.history[0]["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+
+
+def test_ema_run_resumes_exactly_and_refuses_a_plain_checkpoint(tmp_path) -> None:
+    stage = StageConfig(epochs=3, lr=5e-3, early_stopping_patience=5, ema_decay=0.9)
+    straight, straight_result = _resumable_run(tmp_path / "a", 3, tmp_path / "a" / "ckpt.pt", seed=0, stage=stage)
+    _resumable_run(tmp_path / "b", 2, tmp_path / "b" / "ckpt.pt", seed=0, stage=replace(stage, epochs=2))
+    resumed, resumed_result = _resumable_run(tmp_path / "b", 3, tmp_path / "b" / "ckpt.pt", seed=5, stage=stage)
+    assert resumed_result.resumed_from_epoch == 2
+    assert _without_seconds(resumed_result.history) == _without_seconds(straight_result.history)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    _resumable_run(tmp_path / "c", 1, tmp_path / "c" / "ckpt.pt", seed=0)  # no EMA
+    with pytest.raises(ModelFolderError, match="weight average"):
+        _resumable_run(tmp_path / "c", 3, tmp_path / "c" / "ckpt.pt", seed=0, stage=stage)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
+def test_ema_decay_is_checked(decay: float) -> None:
+    with pytest.raises(ValueError, match="ema_decay"):
+        StageConfig(ema_decay=decay)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
