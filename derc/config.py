@@ -46,16 +46,22 @@ class StageConfig:
     # "cosine" (per step, from lr down to min_lr over all epochs x steps per epoch: for fixed, short budgets
     # where the plateau rule never fires and the last epochs would otherwise train at full lr).
     schedule: str = "plateau"
-    # Exponential moving average of the weights (torch.optim.swa_utils.AveragedModel, BatchNorm statistics
-    # included), updated after every optimisation step with this decay; when set, validation, the best-epoch
-    # choice and the saved weights are the average's. None: the trained weights themselves (the method).
+    # Exponential moving average of the weights (torch.optim.swa_utils.AveragedModel), updated after every
+    # optimisation step with this decay; when set, validation, the best-epoch choice and the saved weights are
+    # the average's. None: the trained weights themselves (the method).
     ema_decay: float | None = None
+    # The average's BatchNorm statistics are recomputed after each epoch (torch's update_bn) on the training
+    # inputs of the epoch's last steps, at least this many images (kept on the device meanwhile): statistics
+    # of the trained weights do not fit averaged ones (validation AUROC 0.66 with them, 0.88 recomputed).
+    ema_bn_images: int = 256
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or strictly between 0 and 1, got {self.ema_decay}")
+        if self.ema_bn_images < 1:
+            raise ValueError(f"ema_bn_images must be >= 1, got {self.ema_bn_images}")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,16 @@ def mean(value: float) -> float:
     return float(tensor.item()) / state.world_size
 
 
+def average_buffers(module: nn.Module) -> None:
+    """Replace every floating-point buffer of ``module`` by its mean over all ranks (no-op in one process)."""
+    if not info().active:
+        return
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer)
+            buffer.div_(info().world_size)
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` wrapped in DistributedDataParallel under a process group, else ``model`` itself."""
     if not info().active:

@@ -26,7 +26,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm.auto import tqdm
 
 from derc import distributed
@@ -211,6 +211,7 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
     )
     batches = iter(bar)
     step = 0
+    ctx.recent.clear()
     while cap is None or step < cap:
         began = time.perf_counter()
         try:
@@ -232,6 +233,7 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
             ctx.scheduler.step()
         if ctx.averaged is not None:
             ctx.averaged.update_parameters(ctx.model)
+            _keep_recent(ctx.recent, inputs.detach(), ctx.stage.ema_bn_images)
         total += value * len(inputs)
         seen += len(inputs)
         step += 1
@@ -242,6 +244,23 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
     ctx.data_seconds = waited
     ctx.train_images = seen
     return total / seen
+
+
+def _keep_recent(recent: list[Tensor], inputs: Tensor, images: int) -> None:
+    """Append a batch; drop the oldest ones while the rest still hold at least ``images`` images."""
+    recent.append(inputs)
+    while len(recent) > 1 and sum(len(batch) for batch in recent[1:]) >= images:
+        recent.pop(0)
+
+
+def _recalibrate(ctx: _Context) -> None:
+    """Recompute the weight average's BatchNorm statistics on the epoch's last training inputs (all ranks')."""
+    if ctx.averaged is None:
+        return
+    with torch.no_grad(), torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+        update_bn(ctx.recent, ctx.averaged.module)  # inputs as the training steps saw them, so under AMP too
+    ctx.recent.clear()
+    distributed.average_buffers(ctx.averaged.module)
 
 
 @torch.no_grad()
@@ -291,6 +310,7 @@ class _Context:
     data_seconds: float = 0.0  # last training epoch: time spent waiting for batches
     train_images: int = 0  # last training epoch: images seen by this process
     averaged: AveragedModel | None = None  # the weights' moving average (StageConfig.ema_decay), if any
+    recent: list[Tensor] = field(default_factory=list)  # the last training inputs, for the average's BatchNorm
 
     @property
     def evaluated(self) -> nn.Module:
@@ -393,10 +413,10 @@ def make_scheduler(
 
 
 def _averaged(model: nn.Module, decay: float | None) -> AveragedModel | None:
-    """An EMA copy of ``model`` (parameters and buffers, so BatchNorm statistics too), or None without a decay."""
+    """An EMA copy of ``model``'s parameters (buffers are copied, then BatchNorm's recomputed), or None."""
     if decay is None:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def _monitored_value(monitor: str, val_loss: float, metrics: dict[str, float], name: str) -> float:
@@ -437,7 +457,8 @@ def fit(
     validation set's outputs concatenated on the CPU (meant for classifier logits, not full-size masks).
     Mixed precision (autocast + GradScaler) is used only on CUDA and only when ``amp`` is True.
     The learning rate follows ``stage.schedule`` (:func:`make_scheduler`). With ``stage.ema_decay`` an
-    exponential moving average of the weights is kept, validated and returned instead of the weights.
+    exponential moving average of the weights is kept, its BatchNorm statistics recomputed after each epoch on
+    that epoch's last ``stage.ema_bn_images`` training inputs, and it is validated and returned instead.
     Writes ``log_dir/{name}_log.csv`` and ``log_dir/{name}_curves.png`` every epoch, and a checkpoint to
     ``checkpoint_path`` (when given); if that file exists the run resumes from it.
     """
@@ -483,6 +504,7 @@ def fit(
         lr = float(optimizer.param_groups[0]["lr"])
         train_loss = distributed.mean(_train_epoch(ctx, epoch))
         train_seconds = time.perf_counter() - began
+        _recalibrate(ctx)
         if val_loader is not None:
             val_loss, metrics = _evaluate(ctx, epoch)
             # Every rank must take the same scheduling and stopping decisions.

@@ -1,4 +1,4 @@
-"""Data-parallel training: torchrun with 2 gloo processes on the CPU trains and publishes one model."""
+"""Data-parallel training: torchrun with 2 gloo processes on the CPU trains and publishes one model; EMA agrees."""
 
 from __future__ import annotations
 
@@ -57,3 +57,43 @@ def test_torchrun_two_gloo_processes_train_one_model(tmp_path) -> None:
     assert "2 process(es)" in log
     # 6 training records over 2 ranks of batch 4: one step per rank per epoch, both ranks in one log line.
     assert "classifier epoch 2/2" in log
+
+
+EMA_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from derc import distributed
+from derc.config import StageConfig
+from derc.training import fit
+
+rank = distributed.init_from_env("gloo")
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 1, 1))
+x = torch.rand(12, 2, 6, 6, generator=torch.Generator().manual_seed(100 + rank.rank)) + 3 * rank.rank
+data = TensorDataset(x, x.mean(dim=1, keepdim=True))
+stage = StageConfig(epochs=2, lr=1e-2, ema_decay=0.5, early_stopping_patience=5)
+fit(model, train_loader=DataLoader(data, batch_size=4), val_loader=DataLoader(data, batch_size=6),
+    loss_fn=nn.functional.mse_loss, stage=stage, device="cpu", name="ema", log_dir=sys.argv[1], progress=False)
+state = torch.cat([value.float().flatten() for value in model.state_dict().values()])
+gathered = [torch.zeros_like(state) for _ in range(rank.world_size)]
+dist.all_gather(gathered, state)
+mean = model.state_dict()["1.running_mean"]
+assert torch.equal(gathered[0], gathered[1]), "ranks returned different weights"
+print("rank", rank.rank, "running_mean", [round(float(v), 4) for v in mean])
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_ema_batchnorm_statistics_agree_across_ranks(tmp_path) -> None:
+    script = tmp_path / "ema_fit.py"
+    script.write_text(EMA_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    done = subprocess.run([*command, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank"))
+    assert len(lines) == 2 and lines[0].split("running_mean")[1] == lines[1].split("running_mean")[1]

@@ -204,8 +204,21 @@ def test_ema_keeps_validates_and_returns_the_moving_average(tmp_path) -> None:
     for key, value in expected.items():
         assert torch.allclose(returned[key], value, atol=1e-6), key
         assert not torch.equal(returned[key], raw[key]), key
-    # BatchNorm statistics are averaged too, and validation scored the average, not the trained weights
-    assert not torch.equal(returned["1.running_mean"], raw["1.running_mean"])
+    # BatchNorm statistics are those of the averaged weights over the epoch's training inputs (all 24 here:
+    # the cap of 256 images keeps every batch), and validation scored the average, not the trained weights
+    check = _small_net()
+    check.load_state_dict(returned)
+    for module in check.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    check.train()
+    with torch.no_grad():
+        for inputs, _ in DataLoader(data, batch_size=5):
+            check(inputs)
+    for key in ("1.running_mean", "1.running_var"):
+        assert torch.allclose(returned[key], check.state_dict()[key], atol=1e-6), key
+        assert not torch.allclose(returned[key], raw[key]), key
     model.eval()
     with torch.no_grad():
         val_loss = float(nn.functional.mse_loss(model(data.tensors[0]), data.tensors[1]))
@@ -226,10 +239,21 @@ def test_ema_run_resumes_exactly_and_refuses_a_plain_checkpoint(tmp_path) -> Non
         _resumable_run(tmp_path / "c", 3, tmp_path / "c" / "ckpt.pt", seed=0, stage=stage)
 
 
+def test_ema_batchnorm_inputs_keep_only_the_last_batches() -> None:
+    from derc.training import _keep_recent
+
+    recent: list[torch.Tensor] = []
+    for step in range(6):
+        _keep_recent(recent, torch.full((4, 1), float(step)), images=10)
+    assert [int(batch[0, 0]) for batch in recent] == [3, 4, 5]  # 12 images: the fewest batches holding >= 10
+
+
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
 def test_ema_decay_is_checked(decay: float) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
         StageConfig(ema_decay=decay)
+    with pytest.raises(ValueError, match="ema_bn_images"):
+        StageConfig(ema_decay=0.9, ema_bn_images=0)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
