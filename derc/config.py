@@ -197,7 +197,9 @@ PRESETS: dict[str, Config] = {
         # loss 0.41 vs 0.78). With batch 32 the classifier got 10 updates per epoch and stayed near chance for
         # 5-6 epochs; batch 8 gives 4x the updates for the same CPU time (AUROC 0.62 after 2 epochs), and the
         # best epoch follows validation AUROC, which the Youden thresholds use, rather than a BCE loss that
-        # can be lowest at epoch 1 (the priors).
+        # can be lowest at epoch 1 (the priors). The classifier keeps an EMA of its weights: on the accuracy
+        # benchmark, with the same trained weights, it raised validation AUROC 0.887 -> 0.901 and test macro F
+        # 0.679 -> 0.688 on 500 records.
         unet=StageConfig(epochs=5, batch_size=8, lr=1e-3, early_stopping_patience=3, plateau_patience=2),
         cls=StageConfig(
             epochs=10,
@@ -206,6 +208,7 @@ PRESETS: dict[str, Config] = {
             early_stopping_patience=4,
             plateau_patience=2,
             monitor="macro_auroc",
+            ema_decay=0.99,
         ),
         # Test pages at 100 dpi are ~4x the input's 26 dpi; drawing at 1.5-4x keeps rendering cheap enough.
         render_dpi_scale=(1.5, 4.0),
