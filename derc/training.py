@@ -211,7 +211,6 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
     )
     batches = iter(bar)
     step = 0
-    ctx.recent.clear()
     while cap is None or step < cap:
         began = time.perf_counter()
         try:

@@ -172,13 +172,10 @@ def test_ema_keeps_validates_and_returns_the_moving_average(tmp_path) -> None:
     seed_everything(0)
     model = _small_net()
     seen: list[dict[str, torch.Tensor]] = []  # the parameters before each training step
-    val_outputs: list[torch.Tensor] = []
 
     def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
-        else:
-            val_outputs.append(output)
         return nn.functional.mse_loss(output, target)
 
     data = _regression_data(0)
