@@ -80,9 +80,9 @@ fit(model, train_loader=DataLoader(data, batch_size=4), val_loader=DataLoader(da
 state = torch.cat([value.float().flatten() for value in model.state_dict().values()])
 gathered = [torch.zeros_like(state) for _ in range(rank.world_size)]
 dist.all_gather(gathered, state)
-mean = model.state_dict()["1.running_mean"]
 assert torch.equal(gathered[0], gathered[1]), "ranks returned different weights"
-print("rank", rank.rank, "running_mean", [round(float(v), 4) for v in mean])
+if rank.rank == 0:
+    open(sys.argv[1] + "/agreed", "w").close()
 dist.destroy_process_group()
 """
 
@@ -95,5 +95,5 @@ def test_torchrun_ema_batchnorm_statistics_agree_across_ranks(tmp_path) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     done = subprocess.run([*command, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank"))
-    assert len(lines) == 2 and lines[0].split("running_mean")[1] == lines[1].split("running_mean")[1]
+    # the ranks' data differ (offset by 3 per rank), so only averaging over ranks makes their statistics agree
+    assert (tmp_path / "agreed").is_file()
