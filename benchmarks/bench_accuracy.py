@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--train", type=int, default=3000, help="training records (validation is split off)")
     parser.add_argument("--test", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the data and the training")
     parser.add_argument("--dpi", type=float, default=100.0, help="dpi of the test images")
     parser.add_argument("--mix", choices=("balanced", "ptbxl"), default="balanced", help="label mix of the data")
     parser.add_argument("--variants", default="unet,raw,clean")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         args.preset, args.train, args.test, args.variants, args.max_steps = "tiny", 10, 4, "unet,raw", 0
         args.workdir = args.workdir.with_name("bench_accuracy_smoke")
     work = args.workdir
-    base = get_preset(args.preset)
+    base = replace(get_preset(args.preset), seed=args.seed)  # the seed draws the data and the models' start
     args.max_steps = args.max_steps or None
     if args.max_steps is not None:
         base = replace(
