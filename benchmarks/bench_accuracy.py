@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, append_result, synth
+from common import ROOT, accuracy_data, append_result
 from sklearn.metrics import roc_auc_score
 
 from derc.config import get_preset
@@ -136,20 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             cls=replace(base.cls, max_steps_per_epoch=args.max_steps),
         )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # The data depend only on the seed and the sizes, so they are shared by every variant (and reruns).
-    tag = f"n{args.train}-{args.test}-s{args.seed}-dpi{args.dpi:g}-{args.mix}"
-    balanced = args.mix == "balanced"
-    train_dir = work / f"train-{tag}"
-    noisy_dir = work / f"test-{tag}"
-    synth(train_dir, args.train, args.seed, balanced=balanced)
-    synth(noisy_dir, args.test, args.seed + 10_000, images=1, dpi=args.dpi, balanced=balanced)
+    train_dir, noisy_dir, clean_tests = accuracy_data(work, args.train, args.test, args.seed, args.dpi, args.mix)
     results = {}
     for variant in args.variants.split(","):
-        clean = VARIANTS[variant]["clean_inputs"]
-        test_dir = noisy_dir
-        if clean:
-            test_dir = work / f"test-clean-{tag}"
-            synth(test_dir, args.test, args.seed + 10_000, images=1, dpi=args.dpi, clean=True, balanced=balanced)
+        test_dir = clean_tests() if VARIANTS[variant]["clean_inputs"] else noisy_dir
         config = replace(base, **VARIANTS[variant])
         results[variant] = evaluate(variant, work, config, train_dir, Path(test_dir), env)
         print(f"{variant}: macro F {results[variant]['macro_f']:.3f}, AUROC {results[variant]['macro_auroc']:.3f}")

@@ -7,6 +7,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,25 @@ def synth(
         return sorted(p.stem for p in folder.glob("*.hea"))
     writer = image_writer(images, dpi, clean=clean) if images else None
     return write_dataset(folder, n, seed=seed, balanced=balanced, image_writer=writer, progress=False)
+
+
+def accuracy_data(
+    work: Path, train: int, test: int, seed: int, dpi: float, mix: str
+) -> tuple[Path, Path, Callable[[], Path]]:
+    """The accuracy benchmarks' seeded data: (training records, test records with one noisy page each, and a
+    function that makes the same test records rendered clean). They depend only on these arguments, so every
+    variant and benchmark run with the same ones shares them (made once, kept in ``work``)."""
+    tag = f"n{train}-{test}-s{seed}-dpi{dpi:g}-{mix}"
+    balanced = mix == "balanced"
+    train_dir, noisy_dir, clean_dir = work / f"train-{tag}", work / f"test-{tag}", work / f"test-clean-{tag}"
+    synth(train_dir, train, seed, balanced=balanced)
+    synth(noisy_dir, test, seed + 10_000, images=1, dpi=dpi, balanced=balanced)
+
+    def clean_tests() -> Path:
+        synth(clean_dir, test, seed + 10_000, images=1, dpi=dpi, clean=True, balanced=balanced)
+        return clean_dir
+
+    return train_dir, noisy_dir, clean_tests
 
 
 def random_model(folder: Path, config: Config) -> Path:

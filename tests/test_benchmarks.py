@@ -43,6 +43,28 @@ def test_accuracy_smoke(tmp_path) -> None:
     assert all(0 <= v["macro_f"] <= 1 for v in row["variants"].values())
 
 
+def test_signal_ceiling_smoke(tmp_path) -> None:
+    row = _run("bench_signal_ceiling.py", tmp_path)
+    assert row["smoke"] and row["hz"] == 25 and len(row["val_auroc_per_epoch"]) == 1
+    assert set(row["per_label_f"]) == set(row["per_label_auroc"]) and len(row["per_label_f"]) == 11
+    assert 0 <= row["macro_f"] <= 1 and row["train_s"] > 0
+
+
+def test_signal_ceiling_model_reads_any_length_and_is_seeded() -> None:
+    """The reference 1D CNN: one logit per label for any signal length; the same seed, the same weights."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+    from bench_signal_ceiling import SignalCNN
+
+    for length in (250, 1000, 37):
+        assert SignalCNN()(torch.zeros(2, 12, length)).shape == (2, 11)
+    torch.manual_seed(3)
+    first = SignalCNN().state_dict()
+    torch.manual_seed(3)
+    second = SignalCNN().state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_digitize_smoke(tmp_path) -> None:
     row = _run("bench_digitize.py", tmp_path)
     assert row["smoke"] and row["cases"] == ["clean896"] and row["grid"]
