@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = configure_threads(args.threads)
     train_dir, test_dir, _ = accuracy_data(args.workdir, args.train, args.test, args.seed, args.dpi, args.mix)
     records = index_records(train_dir, sorted(p.stem for p in train_dir.glob("*.hea")))
-    train, val = split_entries(records, val_fraction=0.2, seed=args.seed)  # the pipeline's split at seed 0
+    train, val = split_entries(records, val_fraction=0.2, seed=args.seed)  # the pipeline's split (same seed)
     started = time.perf_counter()
     (x, y), (x_val, y_val) = signals(train, args.hz), signals(val, args.hz)
     x_test, y_test = signals(index_records(test_dir, sorted(p.stem for p in test_dir.glob("*.hea"))), args.hz)
