@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import wfdb
 
@@ -39,6 +40,35 @@ def standardize_leads(signal: np.ndarray, names: list[str], *, record: str = "")
             found += 1
     if found == 0:
         raise RecordError(record, f"none of its leads {names} is a standard 12-lead name")
+    return out
+
+
+def classifier_input(signal: np.ndarray, fs: float, *, hz: float, seconds: float = 10.0) -> np.ndarray:
+    """The signal classifier's input: ``(24, round(hz * seconds))`` float32, area-resampled to ``hz``.
+
+    ``signal`` is ``(samples, 12)`` mV in LEADS order with NaN where the page did not show a lead (a digitized
+    record) or a lead is missing. Rows 0-11 are the leads (0 where not shown), rows 12-23 their shown masks
+    (1 where at least half of a resampled step was shown). Records shorter than ``seconds`` are zero-padded,
+    longer ones cut (the pages show the first 10 s).
+    """
+    data = np.asarray(signal, dtype=np.float32)
+    if data.ndim != 2 or data.shape[1] != len(LEADS):
+        raise ValueError(f"expected a (samples, {len(LEADS)}) signal, got shape {data.shape}")
+    if not (math.isfinite(fs) and fs > 0 and hz > 0 and seconds > 0):
+        raise ValueError(f"need fs, hz and seconds > 0, got fs={fs}, hz={hz}, seconds={seconds}")
+    length = round(hz * seconds)
+    out = np.zeros((2 * len(LEADS), length), dtype=np.float32)
+    if data.shape[0] == 0:
+        return out
+    shown = np.isfinite(data)
+    values = np.where(shown, data, 0.0).astype(np.float32)
+    n = max(1, round(data.shape[0] * hz / fs))
+    values = cv2.resize(values, (len(LEADS), n), interpolation=cv2.INTER_AREA)[:length]
+    fraction = cv2.resize(shown.astype(np.float32), (len(LEADS), n), interpolation=cv2.INTER_AREA)[:length]
+    mask = fraction >= 0.5
+    out[len(LEADS) :, : mask.shape[0]] = mask.T
+    # a step half shown holds the mean of its shown part, not that mean diluted by the zeros beside it
+    out[: len(LEADS), : values.shape[0]] = np.where(mask, values / np.maximum(fraction, 0.5), 0.0).T
     return out
 
 
