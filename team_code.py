@@ -51,16 +51,14 @@ def run_models(record, digitization_model, classification_model, verbose):
     except Exception as error:
         raise RecordError(record, f"header lists no images ({error})") from error
     images = load_record_images(record, names, load_images)
-    ink = classification_model.denoise(images)
-    labels = classification_model.labels(classification_model.probabilities(ink))
-    signal = None
-    if digitization_model is not None:
-        signal = digitization_model.signal(
-            ink,
-            fs=get_sampling_frequency(header),
-            num_samples=get_num_samples(header),
-            leads=get_signal_names(header),
-            record=record,
-            images=images,
-        )
-    return signal, labels
+    probabilities, signal = classification_model.read_record(
+        images,
+        fs=get_sampling_frequency(header),
+        num_samples=get_num_samples(header),
+        leads=get_signal_names(header),
+        digitizer=digitization_model,
+        record=record,
+    )
+    labels = classification_model.labels(probabilities)
+    # the signal is the record's digitization only where it is worth it (Digitizer.for_model); else None
+    return (signal if digitization_model is not None else None), labels

@@ -95,6 +95,17 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     unet: StageConfig = field(default_factory=lambda: StageConfig(batch_size=4))
     cls: StageConfig = field(default_factory=lambda: StageConfig(batch_size=16))
+    # Stage C, beside the method's image classifier: digitize each page's ink map (derc.digitize) and classify
+    # the signal with a 1D CNN (derc.models.signal); the two probabilities are blended with a weight chosen on
+    # validation. On the accuracy benchmark's clean 224x288 pages the digitized signals alone reach 0.88 macro F
+    # where the image classifier reaches 0.69 (BENCHMARKS.md).
+    signal_branch: bool = False
+    signal_hz: float = 50.0  # the signal classifier's sampling rate (pages at 224x288 hold ~25 px per s)
+    sig: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            epochs=20, batch_size=32, lr=1e-3, plateau_patience=3, early_stopping_patience=6, monitor="macro_auroc"
+        )
+    )
     val_fraction: float = 0.2
     # Page layouts the renderer draws training images with.
     layouts: tuple[str, ...] = ("3x4", "6x2", "12x1")
@@ -120,6 +131,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.denoiser not in DENOISERS:
             raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {', '.join(DENOISERS)}")
+        if not self.signal_hz > 0:
+            raise ValueError(f"signal_hz must be > 0, got {self.signal_hz}")
         low, high = self.render_dpi_scale
         if not 1.0 <= low <= high:
             raise ValueError(f"render_dpi_scale must satisfy 1 <= low <= high, got {self.render_dpi_scale}")

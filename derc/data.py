@@ -23,7 +23,7 @@ from derc.images import resize_image
 from derc.records import RecordEntry
 from derc.render import NoiseConfig, render_ecg
 from derc.render.layout import dpi_for_width
-from derc.signals import read_signal
+from derc.signals import RecordSignal, read_signal
 
 log = logging.getLogger("derc")
 
@@ -68,7 +68,9 @@ class _EpochDataset(Dataset):
         return np.random.default_rng((self.seed, self.epoch, index))
 
     def _render(self, entry: RecordEntry, rng: np.random.Generator):
-        record = read_signal(entry.path)
+        return self._draw(read_signal(entry.path), rng)
+
+    def _draw(self, record: RecordSignal, rng: np.random.Generator):
         layout = self.config.layouts[int(rng.integers(len(self.config.layouts)))]
         low, high = self.dpi_range
         dpi = low if high <= low else float(rng.uniform(low, high))
@@ -107,6 +109,54 @@ class ClassifierViews(_EpochDataset):
         rendering = self._render(entry, rng)
         image = cv2.cvtColor(rendering.clean, cv2.COLOR_GRAY2RGB) if self.config.clean_inputs else rendering.noisy
         return rgb_to_tensor(image, h, w), torch.from_numpy(entry.labels)
+
+
+class SignalPages(_EpochDataset):
+    """(noisy page as uint8 (H, W, 3) at the input size, record fs, record samples, label vector) for stage C.
+
+    The page is what the UNet and the digitizer see at inference (the image resized to the model's input); fs
+    and the sample count are the record's, at which the digitizer writes the signal. Only records with signals.
+    """
+
+    def __init__(self, entries: Sequence[RecordEntry], config: Config, *, views: int, seed: int) -> None:
+        super().__init__([e for e in entries if e.has_signal], config, views=views, seed=seed)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        entry = self.entries[index // self.views]
+        rng = self._rng(index)
+        record = read_signal(entry.path)
+        rendering = self._draw(record, rng)
+        page = resize_image(np.ascontiguousarray(rendering.noisy), self.config.image_height, self.config.image_width)
+        return (
+            torch.from_numpy(page),
+            torch.tensor(record.fs, dtype=torch.float64),
+            torch.tensor(record.signal.shape[0]),
+            torch.from_numpy(entry.labels),
+        )
+
+
+class JitteredSignals(Dataset):
+    """Signal-classifier inputs and labels; with ``gain`` each item's leads are scaled by 1 + N(0, gain) drawn
+    from (seed, epoch, index), so every epoch sees other amplitudes and a run is reproducible."""
+
+    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, *, leads: int, gain: float = 0.0, seed: int = 0):
+        if len(inputs) != len(labels):
+            raise ValueError(f"{len(inputs)} inputs for {len(labels)} label vectors")
+        self.inputs, self.labels, self.leads = inputs, labels, int(leads)
+        self.gain, self.seed, self.epoch = float(gain), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.inputs[index].float()
+        if self.gain > 0:
+            scale = 1.0 + self.gain * np.random.default_rng((self.seed, self.epoch, index)).standard_normal()
+            x = torch.cat([x[: self.leads] * float(scale), x[self.leads :]])
+        return x, self.labels[index].float()
 
 
 def load_own_image(entry: RecordEntry, rng: np.random.Generator) -> np.ndarray | None:

@@ -1,4 +1,8 @@
-"""A trained DeRC model at inference: images -> UNet ink maps -> classifier -> thresholds -> labels."""
+"""A trained DeRC model at inference: images -> UNet ink maps -> classifier -> thresholds -> labels.
+
+A model trained with ``Config.signal_branch`` also reads the signal off the ink map (the digitizer) and blends
+its signal classifier's probabilities with the image classifier's, at the weight chosen in training.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.errors import ModelFolderError
 from derc.images import resize_image
-from derc.labels import LABELS, decode
+from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.runtime import configure_threads, pick_device
-from derc.thresholds import load_thresholds
+from derc.signal_stage import blend, load_signal_classifier
+from derc.signals import classifier_input, standardize_leads
+from derc.thresholds import load_threshold_info, load_thresholds
 
 log = logging.getLogger("derc")
 
@@ -41,6 +47,9 @@ class DercModel:
     device: torch.device
     # Noisy RGB batch -> ink map (the UNet's, or the "none" ablation's grey levels); default: the UNet.
     denoiser: nn.Module | None = None
+    # Stage C (Config.signal_branch): the digitized signal's classifier and its weight in the blend.
+    signal_classifier: nn.Module | None = None
+    signal_weight: float = 0.0
 
     @classmethod
     def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
@@ -60,7 +69,22 @@ class DercModel:
         unet = fuse_conv_bn(unet.eval()).to(device).to(memory_format=torch.channels_last)
         classifier = fuse_conv_bn(classifier.eval()).to(device).to(memory_format=torch.channels_last)
         denoiser = build_denoiser(config, unet).to(device)
-        return cls(config, unet, classifier, thresholds, device, denoiser)
+        signal_classifier, weight = None, 0.0
+        if config.signal_branch:
+            if mf.SIGNAL_CLASSIFIER_FILE not in paths:
+                raise ModelFolderError(
+                    f"model folder {model_folder} was trained with a signal branch but has no "
+                    f"{mf.SIGNAL_CLASSIFIER_FILE}"
+                )
+            signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
+            weight = _signal_weight(load_threshold_info(paths[mf.THRESHOLDS_FILE]), paths[mf.THRESHOLDS_FILE])
+            import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
+        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight)
+
+    @property
+    def reads_signal(self) -> bool:
+        """True when the labels also use the signal digitized from the ink map (stage C)."""
+        return self.signal_classifier is not None and self.signal_weight > 0
 
     def to_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 images -> (n, 3, H, W) channels-last float tensor on the device at the model's input size.
@@ -84,16 +108,62 @@ class DercModel:
         return self.denoiser(batch)
 
     @torch.inference_mode()
-    def probabilities(self, ink: torch.Tensor) -> np.ndarray:
-        """Label probabilities of a record from its images' ink maps: the mean over its images."""
+    def probabilities(
+        self,
+        ink: torch.Tensor,
+        *,
+        signal: np.ndarray | None = None,
+        fs: float | None = None,
+        leads: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Label probabilities of a record from its images' ink maps: the mean over its images.
+
+        With a signal branch and the record's digitized ``signal`` (samples x ``leads``, NaN where not shown, at
+        ``fs``), the blend of these and the signal classifier's; without a signal (the digitizer failed), these.
+        """
         logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
-        return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
+        image = torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
+        if not self.reads_signal or signal is None or fs is None:
+            return image
+        standard = standardize_leads(np.asarray(signal, dtype=np.float32), list(leads or LEADS))
+        x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None].to(self.device)
+        from_signal = torch.sigmoid(self.signal_classifier(x).float())[0].cpu().numpy()
+        return blend(image, from_signal, self.signal_weight)
+
+    def read_record(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        fs: float,
+        num_samples: int,
+        leads: Sequence[str],
+        digitizer: Digitizer | None = None,
+        record: str = "",
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(label probabilities, digitized signal or None) of one record's images.
+
+        The ink maps are digitized when ``digitizer`` is given (the record's digitization output) or the labels
+        use the signal (stage C); the same signal serves both.
+        """
+        ink = self.denoise(images)
+        reader = digitizer or (Digitizer() if self.reads_signal else None)
+        signal = None
+        if reader is not None:
+            signal = reader.signal(ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=images)
+        return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
     def labels(self, probabilities: np.ndarray) -> list[str]:
         return decode(probabilities, self.thresholds)
 
     def classify(self, images: Sequence[np.ndarray]) -> list[str]:
         return self.labels(self.probabilities(self.denoise(images)))
+
+
+def _signal_weight(info: dict, path) -> float:
+    weight = info.get("signal_weight")
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
+        raise ModelFolderError(f"thresholds file {path} has no valid signal_weight (0 to 1) for the signal branch")
+    return float(weight)
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:

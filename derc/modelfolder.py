@@ -4,6 +4,7 @@ Layout::
 
     MODEL/manifest.json      format version, current run folder, SHA-256 of every model file
     MODEL/run-<id>/          config.json, unet.pt, classifier.pt, thresholds.json
+                             (and signal_classifier.pt when trained with Config.signal_branch)
     MODEL/work/              an unfinished training run (checkpoints); removed when training ends
     MODEL/train.log, *_log.csv, *_curves.png
 
@@ -34,6 +35,8 @@ UNET_FILE = "unet.pt"
 CLASSIFIER_FILE = "classifier.pt"
 THRESHOLDS_FILE = "thresholds.json"
 MODEL_FILES = (CONFIG_FILE, UNET_FILE, CLASSIFIER_FILE, THRESHOLDS_FILE)
+SIGNAL_CLASSIFIER_FILE = "signal_classifier.pt"
+OPTIONAL_FILES = (SIGNAL_CLASSIFIER_FILE,)  # only models trained with Config.signal_branch have it
 RUN_NAME = re.compile(r"run-[A-Za-z0-9_.-]+")  # no separators; "run-" rules out "." and ".."
 
 
@@ -64,13 +67,14 @@ def publish(folder: str | os.PathLike[str], extra: dict[str, Any] | None = None)
     run_name = f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     run = folder / run_name
     run.mkdir(parents=True, exist_ok=False)
-    for name in MODEL_FILES:
+    names = list(MODEL_FILES) + [name for name in OPTIONAL_FILES if (work / name).is_file()]
+    for name in names:
         os.replace(work / name, run / name)
     manifest = {
         "format_version": FORMAT_VERSION,
         "package": "derc",
         "current": run_name,
-        "files": {name: sha256(run / name) for name in MODEL_FILES},
+        "files": {name: sha256(run / name) for name in names},
         **(extra or {}),
     }
     write_json_atomic(folder / MANIFEST, manifest)
@@ -107,7 +111,7 @@ def resolve(folder: str | os.PathLike[str]) -> dict[str, Path]:
         raise ModelFolderError(f"{manifest_path} names the run folder {run_name!r}; expected run-<id> inside {folder}")
     run = folder / run_name
     paths = {}
-    for name in MODEL_FILES:
+    for name in list(MODEL_FILES) + [name for name in OPTIONAL_FILES if name in files]:
         path = run / name
         if not path.is_file():
             raise ModelFolderError(f"model file {path} is missing")

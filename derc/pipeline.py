@@ -1,8 +1,10 @@
 """Training of the whole DeRC model: UNet denoiser, then classifier, then per-label thresholds.
 
 Data flows one way: record -> rendered noisy image -> UNet -> ink map -> classifier -> probabilities
--> Youden thresholds. Each stage checkpoints into ``MODEL/work/`` every epoch; running the same
-training again on the same folders with the same settings resumes where it stopped.
+-> Youden thresholds. With ``Config.signal_branch`` a stage C (:mod:`derc.signal_stage`) also classifies the
+signal digitized from the ink map, and the thresholds are fitted on the validated blend of both. Each stage
+checkpoints into ``MODEL/work/`` every epoch; running the same training again on the same folders with the
+same settings resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,14 @@ from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, 
 from derc.models.unet import UNet
 from derc.records import RecordEntry, index_records, split_entries
 from derc.runtime import cache_budget_mb, data_workers, pick_device, seed_everything
+from derc.signal_stage import (
+    blend,
+    build_signal_classifier,
+    choose_weight,
+    digitized_inputs,
+    signal_loaders,
+    signal_probabilities,
+)
 from derc.thresholds import save_thresholds, youden_thresholds_with_info
 from derc.training import fit
 
@@ -110,7 +121,8 @@ def train_denoiser(
         raise ValueError("no training record has signal files, so the UNet cannot be trained")
     log.info("stage A (UNet): %d training pairs/epoch, %d validation pairs", len(train_set), len(val_set))
     loss = DiceFocalLoss(alpha=config.loss.alpha, gamma=config.loss.gamma, beta=config.loss.beta, eta=config.loss.eta)
-    _fit_stage(unet, "unet", train_set, val_set, stage, config, work, logs, device, verbose, final, loss_fn=loss)
+    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
+    _fit_stage(unet, "unet", loaders, stage, config, work, logs, device, verbose, final, loss_fn=loss)
     return unet
 
 
@@ -138,8 +150,7 @@ def train_classifier(
     _fit_stage(
         classifier,
         "classifier",
-        train_set,
-        val_set,
+        _loaders(train_set, val_set, stage.batch_size, config, device),
         stage,
         config,
         work,
@@ -152,6 +163,77 @@ def train_classifier(
         val_metrics=classifier_metrics,
     )
     return classifier
+
+
+@dataclass(frozen=True)
+class SignalBranch:
+    """The trained stage C and its validation pages' digitized inputs (for the blend weight and thresholds)."""
+
+    model: nn.Module
+    val_inputs: torch.Tensor
+    val_read: torch.Tensor
+    val_records: tuple[str, ...]  # record paths of the validation inputs, in order
+
+
+def train_signal_classifier(
+    config: Config,
+    unet: UNet,
+    train: Sequence[RecordEntry],
+    val: Sequence[RecordEntry],
+    work: Path,
+    logs: Path,
+    device,
+    verbose: bool,
+) -> SignalBranch:
+    """Stage C: digitize noisy pages of the records through the trained UNet, then fit the signal classifier.
+
+    The validation pages are drawn with the image classifier's validation seed, so records with signals get
+    the very pages the image classifier is validated on.
+    """
+    model = build_signal_classifier(config)
+    denoiser = build_denoiser(config, unet)
+    stage = config.sig
+    with_signal = [entry for entry in val if entry.has_signal]
+    val_x, val_y, val_read = digitized_inputs(
+        with_signal, denoiser, config, device, seed=config.seed + 3, progress=verbose
+    )
+    branch = SignalBranch(model, val_x, val_read, tuple(entry.path for entry in with_signal))
+    final = work / mf.SIGNAL_CLASSIFIER_FILE
+    if final.is_file():
+        log.info("stage C (signal classifier) already finished in this run; loading %s", final)
+        load_weights(final, model, what="signal classifier weights")
+        model.to(device)
+        return branch
+    started = time.perf_counter()
+    train_x, train_y, read = digitized_inputs(
+        train, denoiser, config, device, seed=config.seed + 6, views=stage.views_per_record, progress=verbose
+    )
+    log.info(
+        "stage C (signal classifier): %d training and %d validation pages digitized (%d and %d read) in %.0f s",
+        len(train_x),
+        len(val_x),
+        int(read.sum()),
+        int(val_read.sum()),
+        time.perf_counter() - started,
+    )
+    if len(train_x) == 0:
+        raise ValueError("no training record has signal files, so the signal classifier cannot be trained")
+    loaders = signal_loaders((train_x, train_y), (val_x, val_y), config, device)
+    _fit_stage(
+        model,
+        "signal_classifier",
+        loaders,
+        stage,
+        config,
+        work,
+        logs,
+        device,
+        verbose,
+        final,
+        loss_fn=nn.BCEWithLogitsLoss(),
+        val_metrics=classifier_metrics,
+    )
+    return branch
 
 
 def _validation(dataset, config: Config):
@@ -170,9 +252,9 @@ def classifier_validation(config: Config, val: Sequence[RecordEntry]):
     return _validation(ClassifierViews(val, config, views=1, seed=config.seed + 3), config)
 
 
-def _fit_stage(model, name, train_set, val_set, stage, config, work, logs, device, verbose, final, **fit_args) -> None:
-    """Fit one stage (checkpointing to ``work/<name>.ckpt``) and save its best weights to ``final``."""
-    loaders = _loaders(train_set, val_set, stage.batch_size, config, device)
+def _fit_stage(model, name, loaders, stage, config, work, logs, device, verbose, final, **fit_args) -> None:
+    """Fit one stage on ``(train, validation)`` loaders (checkpointing to ``work/<name>.ckpt``) and save its best
+    weights to ``final``."""
     result = fit(
         model,
         train_loader=loaders[0],
@@ -242,20 +324,54 @@ def predict_views(
     return np.concatenate(truths), np.concatenate(probs)
 
 
-def fit_thresholds(config: Config, unet: UNet, classifier: nn.Module, val_set: Dataset, device):
-    """Per-label Youden thresholds on the classifier's validation views (one fixed rendering per record)."""
+def fit_thresholds(
+    config: Config,
+    unet: UNet,
+    classifier: nn.Module,
+    val_set: Dataset,
+    device,
+    *,
+    signal: SignalBranch | None = None,
+    val_records: Sequence[str] = (),
+):
+    """Per-label Youden thresholds on the classifier's validation views (one fixed rendering per record).
+
+    With ``signal`` (stage C) the thresholds are fitted on the blend of image and signal probabilities, whose
+    weight is chosen first on the same validation records (``val_records``: the views' record paths in order).
+    """
     if not len(val_set):
         log.warning("no validation records: every threshold falls back to 0.5")
         return np.full(len(LABELS), 0.5), {"fallback": list(LABELS), "validation_records": 0}
     batch, workers = config.cls.batch_size, _workers_for(val_set, config)
     loader = make_loader(val_set, batch_size=batch, shuffle=False, num_workers=workers, seed=config.seed)
     y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
+    extra = {}
+    if signal is not None:
+        y_prob, extra = _blend_validation(y_true, y_prob, signal, val_records, device)
     thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
         log.warning("labels without both classes in validation use the fallback threshold: %s", ", ".join(missing))
-    info = {"fallback": missing, "validation_records": len(val_set)}
+    info = {"fallback": missing, "validation_records": len(val_set), **extra}
     return thresholds, info
+
+
+def _blend_validation(
+    y_true: np.ndarray, image: np.ndarray, signal: SignalBranch, val_records: Sequence[str], device
+) -> tuple[np.ndarray, dict]:
+    """The validation blend of image and signal probabilities at the best weight, and what to record of it."""
+    rows = {path: i for i, path in enumerate(val_records)}
+    if len(rows) != len(image) or any(path not in rows for path in signal.val_records):
+        raise ValueError("the signal branch's validation records do not match the image classifier's")
+    probs = np.zeros_like(image)
+    read = np.zeros(len(image), dtype=bool)
+    index = [rows[path] for path in signal.val_records]
+    probs[index] = signal_probabilities(signal.model, signal.val_inputs, device)
+    read[index] = signal.val_read.numpy()
+    weight, scores = choose_weight(y_true, image, probs, read)
+    log.info("stage C: blend weight %.1f on the signal (validation macro AUROC by weight: %s)", weight, scores)
+    info = {"signal_weight": weight, "signal_weight_auroc": scores, "signal_read": int(read.sum())}
+    return blend(image, probs, weight, read), info
 
 
 def train(
@@ -297,9 +413,15 @@ def train(
     unet = train_denoiser(config, train_set, val_set, work, folder, device, verbose)
     cls_val = classifier_validation(config, val_set)
     classifier = train_classifier(config, unet, train_set, cls_val, work, folder, device, verbose)
+    signal = None
+    if config.signal_branch:
+        signal = train_signal_classifier(config, unet, train_set, val_set, work, folder, device, verbose)
     run = folder
     if rank.is_main:
-        thresholds, info = fit_thresholds(config, unet, classifier, cls_val, device)
+        val_records = [entry.path for entry in val_set]
+        thresholds, info = fit_thresholds(
+            config, unet, classifier, cls_val, device, signal=signal, val_records=val_records
+        )
         save_thresholds(work / mf.THRESHOLDS_FILE, thresholds, info=info)
         config.save(work / mf.CONFIG_FILE)
         run = mf.publish(folder, {"preset": config.preset, "records": len(entries)})

@@ -95,6 +95,13 @@ def save_thresholds(
     write_json_atomic(path, document)
 
 
+def load_threshold_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The free-form ``info`` saved with the thresholds (after :func:`load_thresholds` has checked the file)."""
+    load_thresholds(path)
+    info = json.loads(Path(path).read_text(encoding="utf-8")).get("info", {})
+    return info if isinstance(info, dict) else {}
+
+
 def load_thresholds(path: str | os.PathLike[str]) -> np.ndarray:
     """Read thresholds written by :func:`save_thresholds` for :data:`LABELS`; problems raise ModelFolderError."""
     try:
