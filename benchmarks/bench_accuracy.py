@@ -7,7 +7,9 @@
 On one fixed, seeded synthetic set (training records with signals; test records with one noisy page each,
 and the same records rendered clean) it trains three models (Config ``denoiser``/``clean_inputs``):
 ``unet`` (DeRC), ``raw`` (denoiser "none": the classifier sees the grey levels of the noisy page) and
-``clean`` (denoiser "none", trained and tested on the renderer's clean traces: a perfect denoiser's ceiling).
+``clean`` (denoiser "none", trained and tested on the renderer's clean traces: a perfect denoiser's ceiling);
+and ``signal`` (``--variants signal``, not in the default set): DeRC plus stage C, the signal digitized from the
+ink map classified by a 1D CNN and blended with the image classifier (``Config.signal_branch``).
 Each is run with run_model.py and scored with evaluate_model.py (macro F, per-class F); per-label AUROC
 comes from the model's probabilities on the same test images. Appends one line to benchmarks/results.jsonl.
 
@@ -42,12 +44,21 @@ from derc.inference import DercModel
 from derc.labels import LABELS
 from derc.pipeline import train
 from derc.records import index_records, write_test_inputs
-from helper_code import get_image_files, load_images
+from helper_code import (
+    get_image_files,
+    get_num_samples,
+    get_sampling_frequency,
+    get_signal_names,
+    load_header,
+    load_images,
+)
 
 VARIANTS = {
-    "unet": {"denoiser": "unet", "clean_inputs": False},
-    "raw": {"denoiser": "none", "clean_inputs": False},
-    "clean": {"denoiser": "none", "clean_inputs": True},
+    "unet": {"denoiser": "unet", "clean_inputs": False, "signal_branch": False},
+    "raw": {"denoiser": "none", "clean_inputs": False, "signal_branch": False},
+    "clean": {"denoiser": "none", "clean_inputs": True, "signal_branch": False},
+    # DeRC plus stage C: the signal digitized from the UNet's ink map, classified and blended with the image's
+    "signal": {"denoiser": "unet", "clean_inputs": False, "signal_branch": True},
 }
 
 
@@ -63,7 +74,9 @@ def aurocs(model_folder: Path, test: Path) -> dict[str, float]:
     probs, truth = [], []
     for entry in entries:
         images = load_record_images(entry.path, get_image_files(entry.path), load_images)
-        probs.append(model.probabilities(model.denoise(images)))
+        header = load_header(entry.path)
+        fs, samples, leads = get_sampling_frequency(header), get_num_samples(header), get_signal_names(header)
+        probs.append(model.read_record(images, fs=fs, num_samples=samples, leads=leads, record=entry.path)[0])
         truth.append(entry.labels)
     y, p = np.array(truth), np.array(probs)
     return {name: float(roc_auc_score(y[:, j], p[:, j])) for j, name in enumerate(LABELS) if 0 < y[:, j].sum() < len(y)}

@@ -25,6 +25,7 @@ from derc.config import Config  # noqa: E402
 from derc.fileio import atomic_path  # noqa: E402
 from derc.models.factory import build_classifier_for, build_unet  # noqa: E402
 from derc.render import NoiseConfig, render_ecg, write_record_images  # noqa: E402
+from derc.signal_stage import build_signal_classifier  # noqa: E402
 from derc.synth.dataset import write_dataset  # noqa: E402
 from derc.thresholds import save_thresholds  # noqa: E402
 
@@ -136,7 +137,11 @@ def random_model(folder: Path, config: Config) -> Path:
     torch.manual_seed(config.seed)
     save_weights(work / mf.UNET_FILE, build_unet(config))
     save_weights(work / mf.CLASSIFIER_FILE, build_classifier_for(config))
-    save_thresholds(work / mf.THRESHOLDS_FILE, np.full(11, 0.5), info={"fallback": [], "validation_records": 0})
+    info = {"fallback": [], "validation_records": 0}
+    if config.signal_branch:  # timed as trained models of the preset run: the labels read the digitized signal
+        save_weights(work / mf.SIGNAL_CLASSIFIER_FILE, build_signal_classifier(config))
+        info["signal_weight"] = 1.0
+    save_thresholds(work / mf.THRESHOLDS_FILE, np.full(11, 0.5), info=info)
     config.save(work / mf.CONFIG_FILE)
     mf.publish(folder, {"preset": config.preset, "records": 0})
     return folder

@@ -51,7 +51,8 @@ def test_signal_ceiling_smoke(tmp_path) -> None:
 
 
 def test_signal_ceiling_resamples_by_area_and_trains_reproducibly(tmp_path: Path) -> None:
-    """The signal benchmark's input: 500 Hz records area-averaged to 25 Hz (20-sample means, 10 s); its fit:
+    """The signal benchmark's input: 500 Hz records area-averaged to 25 Hz (20-sample means, 10 s) with their shown
+    masks; its fit:
     the same seed gives the same validation curve and the same weights."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from argparse import Namespace
@@ -66,9 +67,10 @@ def test_signal_ceiling_resamples_by_area_and_trains_reproducibly(tmp_path: Path
     names = write_dataset(tmp_path / "records", 4, seed=5, balanced=True, progress=False)
     entries = index_records(tmp_path / "records", names)
     x, y = signals(entries, 25.0)
-    assert x.shape == (4, 12, 250) and y.shape == (4, 11)
+    assert x.shape == (4, 24, 250) and y.shape == (4, 11)
     raw = np.nan_to_num(np.asarray(read_signal(entries[1].path).signal, dtype=np.float32))
-    np.testing.assert_allclose(x[1].numpy(), raw.reshape(250, 20, 12).mean(axis=1).T, atol=1e-5)
+    np.testing.assert_allclose(x[1, :12].numpy(), raw.reshape(250, 20, 12).mean(axis=1).T, atol=1e-5)
+    assert (x[:, 12:] == 1).all()  # every sample of a record's own signal is shown
     assert y[1].tolist() == entries[1].labels.tolist()
 
     args = Namespace(seed=3, lr=1e-3, epochs=2, batch=2)
