@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from derc import modelfolder as mf
 from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.data import JitteredSignals, SignalPages, make_loader
@@ -145,7 +144,3 @@ def load_signal_classifier(path: Path, config: Config) -> SignalClassifier:
     model = build_signal_classifier(config)
     load_weights(path, model, what="signal classifier weights")
     return model
-
-
-def final_path(work: Path) -> Path:
-    return work / mf.SIGNAL_CLASSIFIER_FILE
