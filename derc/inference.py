@@ -26,7 +26,7 @@ from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.runtime import configure_threads, pick_device
-from derc.signal_stage import blend, load_signal_classifier
+from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import load_threshold_info, load_thresholds
 
@@ -126,9 +126,8 @@ class DercModel:
         if not self.reads_signal or signal is None or fs is None:
             return image
         standard = standardize_leads(np.asarray(signal, dtype=np.float32), list(leads or LEADS))
-        x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None].to(self.device)
-        from_signal = torch.sigmoid(self.signal_classifier(x).float())[0].cpu().numpy()
-        return blend(image, from_signal, self.signal_weight)
+        x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None]
+        return blend(image, signal_probabilities(self.signal_classifier, x, self.device)[0], self.signal_weight)
 
     def read_record(
         self,
