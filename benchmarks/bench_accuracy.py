@@ -38,12 +38,14 @@ import numpy as np
 from common import ROOT, accuracy_data, append_result
 from sklearn.metrics import roc_auc_score
 
-from derc.config import get_preset
+from derc import modelfolder as mf
+from derc.config import SIGNAL_BLENDS, get_preset
 from derc.images import load_record_images
 from derc.inference import DercModel
 from derc.labels import LABELS
 from derc.pipeline import train
 from derc.records import index_records, write_test_inputs
+from derc.thresholds import load_threshold_info
 from helper_code import (
     get_image_files,
     get_num_samples,
@@ -67,19 +69,36 @@ def _script(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def aurocs(model_folder: Path, test: Path) -> dict[str, float]:
-    """Per-label AUROC of the model's probabilities on the test records' images (labels with both classes)."""
+def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Per-label AUROC of the model's probabilities on the test records' images (labels with both classes).
+
+    With a signal branch, also the AUROC of other blends of the same records' image and signal probabilities:
+    the image alone, the signal alone and the one weight of best validation macro AUROC.
+    """
     model = DercModel.load(model_folder)
     entries = index_records(test, sorted(p.stem for p in test.glob("*.hea")))
-    probs, truth = [], []
+    others = {}
+    if model.reads_signal:
+        info = load_threshold_info(mf.resolve(model_folder)[mf.THRESHOLDS_FILE])
+        others = {"image": 0.0, "signal": 1.0, "macro_weight": info["signal_weight_auroc"]["macro_weight"]}
+    probs, truth, other_probs = [], [], {name: [] for name in others}
     for entry in entries:
         images = load_record_images(entry.path, get_image_files(entry.path), load_images)
         header = load_header(entry.path)
         fs, samples, leads = get_sampling_frequency(header), get_num_samples(header), get_signal_names(header)
-        probs.append(model.read_record(images, fs=fs, num_samples=samples, leads=leads, record=entry.path)[0])
+        p, signal = model.read_record(images, fs=fs, num_samples=samples, leads=leads, record=entry.path)
+        probs.append(p)
         truth.append(entry.labels)
-    y, p = np.array(truth), np.array(probs)
-    return {name: float(roc_auc_score(y[:, j], p[:, j])) for j, name in enumerate(LABELS) if 0 < y[:, j].sum() < len(y)}
+        for name, weight in others.items():
+            other = replace(model, signal_weight=weight)
+            other_probs[name].append(other.probabilities(model.denoise(images), signal=signal, fs=fs, leads=leads))
+    y = np.array(truth)
+
+    def table(p: np.ndarray) -> dict[str, float]:
+        both = [j for j in range(len(LABELS)) if 0 < y[:, j].sum() < len(y)]
+        return {LABELS[j]: float(roc_auc_score(y[:, j], p[:, j])) for j in both}
+
+    return table(np.array(probs)), {name: table(np.array(rows)) for name, rows in other_probs.items()}
 
 
 def evaluate(variant: str, work: Path, config, train_dir: Path, test_dir: Path, env: dict[str, str]) -> dict:
@@ -99,15 +118,20 @@ def evaluate(variant: str, work: Path, config, train_dir: Path, test_dir: Path, 
     macro_f = float(re.search(r"F-measure:\s*([-\d.na]+)", text).group(1))
     with open(table, newline="") as handle:
         per_class_f = {row[0]: float(row[1]) for row in csv.reader(handle) if len(row) >= 2 and _number(row[1])}
-    auroc = aurocs(model, test_dir)
+    auroc, other_aurocs = aurocs(model, test_dir)
     return {
         "macro_f": macro_f,
-        "macro_auroc": float(np.mean(list(auroc.values()))) if auroc else float("nan"),
+        "macro_auroc": _mean(auroc),
+        **{f"macro_auroc_{name}": _mean(table) for name, table in other_aurocs.items()},
         "per_class_f": per_class_f,
         "per_label_auroc": auroc,
         "train_s": round(train_s, 1),
         "run_s": round(run_s, 1),
     }
+
+
+def _mean(table: dict[str, float]) -> float:
+    return float(np.mean(list(table.values()))) if table else float("nan")
 
 
 def _number(text: str) -> bool:
@@ -127,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpi", type=float, default=100.0, help="dpi of the test images")
     parser.add_argument("--mix", choices=("balanced", "ptbxl"), default="balanced", help="label mix of the data")
     parser.add_argument("--variants", default="unet,raw,clean")
+    parser.add_argument(
+        "--signal-blend", choices=SIGNAL_BLENDS, default=None, help="stage C's blend weights (default: the preset's)"
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_accuracy")
     parser.add_argument(
         "--max-steps",
@@ -141,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir = args.workdir.with_name("bench_accuracy_smoke")
     work = args.workdir
     base = replace(get_preset(args.preset), seed=args.seed)  # the seed draws the data and the models' start
+    if args.signal_blend:
+        base = replace(base, signal_blend=args.signal_blend)
     args.max_steps = args.max_steps or None
     if args.max_steps is not None:
         base = replace(
@@ -155,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         test_dir = clean_tests() if VARIANTS[variant]["clean_inputs"] else noisy_dir
         config = replace(base, **VARIANTS[variant])
         results[variant] = evaluate(variant, work, config, train_dir, Path(test_dir), env)
-        print(f"{variant}: macro F {results[variant]['macro_f']:.3f}, AUROC {results[variant]['macro_auroc']:.3f}")
+        scores = results[variant]
+        print(f"{variant}: macro F {scores['macro_f']:.3f}, AUROC {scores['macro_auroc']:.3f}", end="")
+        print("".join(f", {k[12:]} {v:.3f}" for k, v in scores.items() if k.startswith("macro_auroc_")))
     append_result(
         "accuracy",
         {"preset": args.preset, "train": args.train, "test": args.test, "seed": args.seed, "mix": args.mix}
-        | {"max_steps": args.max_steps}
+        | {"max_steps": args.max_steps, "signal_blend": base.signal_blend}
         | {"smoke": args.smoke}
         | {"variants": results},
     )

@@ -21,6 +21,7 @@ PRESET_ENV = "DERC_PRESET"
 DEFAULT_PRESET = "paper"
 DENOISERS = ("unet", "none")
 SCHEDULES = ("plateau", "cosine")
+SIGNAL_BLENDS = ("macro", "label")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class Config:
     # where the image classifier reaches 0.69 (BENCHMARKS.md).
     signal_branch: bool = False
     signal_hz: float = 50.0  # the signal classifier's sampling rate (pages at 224x288 hold ~25 px per s)
+    # How the blend weight is chosen on validation: "macro" (one weight, best macro AUROC) or "label" (each
+    # label its own weight, best AUROC of that label; ties go to the macro weight).
+    signal_blend: str = "macro"
     sig: StageConfig = field(
         default_factory=lambda: StageConfig(
             epochs=20, batch_size=32, lr=1e-3, plateau_patience=3, early_stopping_patience=6, monitor="macro_auroc"
@@ -133,6 +137,8 @@ class Config:
             raise ValueError(f"unknown denoiser {self.denoiser!r}; choose one of {', '.join(DENOISERS)}")
         if not self.signal_hz > 0:
             raise ValueError(f"signal_hz must be > 0, got {self.signal_hz}")
+        if self.signal_blend not in SIGNAL_BLENDS:
+            raise ValueError(f"unknown signal_blend {self.signal_blend!r}; choose one of {', '.join(SIGNAL_BLENDS)}")
         low, high = self.render_dpi_scale
         if not 1.0 <= low <= high:
             raise ValueError(f"render_dpi_scale must satisfy 1 <= low <= high, got {self.render_dpi_scale}")

@@ -47,9 +47,10 @@ class DercModel:
     device: torch.device
     # Noisy RGB batch -> ink map (the UNet's, or the "none" ablation's grey levels); default: the UNet.
     denoiser: nn.Module | None = None
-    # Stage C (Config.signal_branch): the digitized signal's classifier and its weight in the blend.
+    # Stage C (Config.signal_branch): the digitized signal's classifier and its weight in the blend (one, or
+    # one per label).
     signal_classifier: nn.Module | None = None
-    signal_weight: float = 0.0
+    signal_weight: float | np.ndarray = 0.0
 
     @classmethod
     def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
@@ -84,7 +85,7 @@ class DercModel:
     @property
     def reads_signal(self) -> bool:
         """True when the labels also use the signal digitized from the ink map (stage C)."""
-        return self.signal_classifier is not None and self.signal_weight > 0
+        return self.signal_classifier is not None and bool(np.any(np.asarray(self.signal_weight) > 0))
 
     def to_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 images -> (n, 3, H, W) channels-last float tensor on the device at the model's input size.
@@ -121,13 +122,18 @@ class DercModel:
         With a signal branch and the record's digitized ``signal`` (samples x ``leads``, NaN where not shown, at
         ``fs``), the blend of these and the signal classifier's; without a signal (the digitizer failed), these.
         """
-        logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
-        image = torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
         if not self.reads_signal or signal is None or fs is None:
-            return image
+            return self._image_probabilities(ink)
         standard = standardize_leads(np.asarray(signal, dtype=np.float32), list(leads or LEADS))
         x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None]
-        return blend(image, signal_probabilities(self.signal_classifier, x, self.device)[0], self.signal_weight)
+        from_signal = signal_probabilities(self.signal_classifier, x, self.device)[0]
+        if bool(np.all(np.asarray(self.signal_weight) >= 1.0)):
+            return from_signal  # the image classifier has no say: skip its forward pass
+        return blend(self._image_probabilities(ink), from_signal, self.signal_weight)
+
+    def _image_probabilities(self, ink: torch.Tensor) -> np.ndarray:
+        logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
+        return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
 
     def read_record(
         self,
@@ -158,11 +164,18 @@ class DercModel:
         return self.labels(self.probabilities(self.denoise(images)))
 
 
-def _signal_weight(info: dict, path) -> float:
+def _signal_weight(info: dict, path) -> np.ndarray:
+    """The blend's weight on the signal per label: a list of 11 numbers in [0, 1], or one for all labels."""
     weight = info.get("signal_weight")
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
-        raise ModelFolderError(f"thresholds file {path} has no valid signal_weight (0 to 1) for the signal branch")
-    return float(weight)
+    values = weight if isinstance(weight, list) else [weight] * len(LABELS)
+    if len(values) != len(LABELS) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in values
+    ):
+        raise ModelFolderError(
+            f"thresholds file {path} has no valid signal_weight (one number or {len(LABELS)}, each 0 to 1) "
+            "for the signal branch"
+        )
+    return np.asarray(values, dtype=np.float64)
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:

@@ -347,7 +347,7 @@ def fit_thresholds(
     y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
     extra = {}
     if signal is not None:
-        y_prob, extra = _blend_validation(y_true, y_prob, signal, val_records, device)
+        y_prob, extra = _blend_validation(y_true, y_prob, signal, val_records, config, device)
     thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
@@ -357,7 +357,7 @@ def fit_thresholds(
 
 
 def _blend_validation(
-    y_true: np.ndarray, image: np.ndarray, signal: SignalBranch, val_records: Sequence[str], device
+    y_true: np.ndarray, image: np.ndarray, signal: SignalBranch, val_records: Sequence[str], config: Config, device
 ) -> tuple[np.ndarray, dict]:
     """The validation blend of image and signal probabilities at the best weight, and what to record of it."""
     rows = {path: i for i, path in enumerate(val_records)}
@@ -368,10 +368,15 @@ def _blend_validation(
     index = [rows[path] for path in signal.val_records]
     probs[index] = signal_probabilities(signal.model, signal.val_inputs, device)
     read[index] = signal.val_read.numpy()
-    weight, scores = choose_weight(y_true, image, probs, read)
-    log.info("stage C: blend weight %.1f on the signal (validation macro AUROC by weight: %s)", weight, scores)
-    info = {"signal_weight": weight, "signal_weight_auroc": scores, "signal_read": int(read.sum())}
-    return blend(image, probs, weight, read), info
+    weights, scores = choose_weight(y_true, image, probs, read, per_label=config.signal_blend == "label")
+    log.info(
+        "stage C: blend weights on the signal %s (%s; validation macro AUROC by one weight: %s)",
+        dict(zip(LABELS, weights.tolist())),
+        config.signal_blend,
+        scores["macro"],
+    )
+    info = {"signal_weight": weights.tolist(), "signal_weight_auroc": scores, "signal_read": int(read.sum())}
+    return blend(image, probs, weights, read), info
 
 
 def train(

@@ -4,9 +4,10 @@ Each training and validation record gets noisy pages (:class:`derc.data.SignalPa
 trained UNet and the digitizer exactly as pages do at inference; the digitized signals
 (:func:`derc.signals.classifier_input`) train a :class:`derc.models.signal.SignalClassifier` under the same
 fit loop, loss and stopping rules as the image classifier (``Config.sig``). The two probabilities are then
-blended, ``w * signal + (1 - w) * image``, with ``w`` chosen on validation (macro AUROC over a grid of 0 to 1);
-the per-label thresholds are fitted on the blend. Where the digitizer cannot read a page, the record keeps
-its image probabilities alone, in validation as at inference.
+blended, ``w * signal + (1 - w) * image``, with ``w`` chosen on validation over a grid of 0 to 1 (one ``w`` of
+best macro AUROC, or one per label: ``Config.signal_blend``); the per-label thresholds are fitted on the blend.
+Where the digitizer cannot read a page, the record keeps its image probabilities alone, in validation as at
+inference.
 """
 
 from __future__ import annotations
@@ -119,25 +120,54 @@ def signal_probabilities(model: nn.Module, inputs: torch.Tensor, device: torch.d
     return torch.cat(out).numpy() if out else np.zeros((0, len(LABELS)), np.float32)
 
 
-def blend(image: np.ndarray, signal: np.ndarray | None, weight: float, read: np.ndarray | None = None) -> np.ndarray:
-    """``weight * signal + (1 - weight) * image``; rows not ``read`` (or no signal at all) keep the image's."""
+def blend(
+    image: np.ndarray, signal: np.ndarray | None, weight: float | np.ndarray, read: np.ndarray | None = None
+) -> np.ndarray:
+    """``weight * signal + (1 - weight) * image`` (``weight``: one, or one per label); rows not ``read`` (or no
+    signal at all) keep the image's."""
     if signal is None:
         return np.asarray(image)
+    weight = np.asarray(weight, dtype=np.float64)
     mixed = weight * np.asarray(signal) + (1.0 - weight) * np.asarray(image)
     if read is None:
         return mixed
     return np.where(np.asarray(read, dtype=bool)[:, None], mixed, image)
 
 
-def choose_weight(y_true: np.ndarray, image: np.ndarray, signal: np.ndarray, read: np.ndarray) -> tuple[float, dict]:
-    """The blend weight of best validation macro AUROC (ties: the smaller weight), and every weight's AUROC."""
-    scores = {}
+def choose_weight(
+    y_true: np.ndarray, image: np.ndarray, signal: np.ndarray, read: np.ndarray, *, per_label: bool = False
+) -> tuple[np.ndarray, dict]:
+    """Per-label blend weights (11,) chosen on validation, and what each weight scored.
+
+    The macro weight is the one of best macro AUROC (ties: the smaller weight). With ``per_label`` each label
+    takes the weight of its own best AUROC instead (ties: the macro weight, then the smaller). The record
+    holds every weight's macro AUROC (``macro``), each label's AUROC by weight (``label``) and the macro
+    choice (``macro_weight``).
+    """
     half = np.full(len(LABELS), 0.5)
+    macro_scores, label_scores = {}, []
     for weight in BLEND_WEIGHTS:
         table = per_label_metrics(y_true, blend(image, signal, float(weight), read), half)
-        scores[float(weight)] = round(float(macro(table, "auroc")), 4)
-    best = max(scores, key=lambda w: (np.nan_to_num(scores[w], nan=-1.0), -w))
-    return best, scores
+        macro_scores[float(weight)] = _finite(macro(table, "auroc"))
+        label_scores.append([float(row["auroc"]) for row in table.values()])
+    grid = [float(w) for w in BLEND_WEIGHTS]
+    best = max(grid, key=lambda w: (-1.0 if macro_scores[w] is None else macro_scores[w], -w))
+    weights = np.full(len(LABELS), best)
+    if per_label:
+        scores = np.nan_to_num(np.asarray(label_scores), nan=-1.0)  # (weights, labels)
+        for j in range(len(LABELS)):
+            weights[j] = max(grid, key=lambda w: (round(scores[grid.index(w), j], 4), w == best, -w))
+    record = {
+        "macro": macro_scores,
+        "label": {name: [_finite(s[j]) for s in label_scores] for j, name in enumerate(LABELS)},
+        "macro_weight": best,
+    }
+    return weights, record
+
+
+def _finite(value: float) -> float | None:
+    """A score for the JSON record: rounded, None where undefined (a label with one class in validation)."""
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 def load_signal_classifier(path: Path, config: Config) -> SignalClassifier:

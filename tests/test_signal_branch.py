@@ -15,8 +15,9 @@ from conftest import restored_derc_state
 from derc import modelfolder as mf
 from derc.config import Config, get_preset
 from derc.data import JitteredSignals
-from derc.inference import DercModel
+from derc.inference import DercModel, _signal_weight
 from derc.labels import LABELS, LEADS
+from derc.modelfolder import ModelFolderError
 from derc.models.signal import SignalClassifier
 from derc.pipeline import train
 from derc.records import index_records
@@ -101,15 +102,36 @@ def test_the_blend_weight_follows_validation() -> None:
     noise = rng.random(y.shape)
     informative = 0.6 * y + 0.4 * rng.random(y.shape)
     read = np.ones(len(y), dtype=bool)
-    weight, scores = choose_weight(y, noise, informative, read)
-    assert weight >= 0.8 and scores[weight] == max(scores.values())
-    assert set(scores) == {round(w / 10, 1) for w in range(11)}
-    assert choose_weight(y, informative, noise, read)[0] <= 0.2
+    weights, scores = choose_weight(y, noise, informative, read)
+    best = scores["macro_weight"]
+    assert best >= 0.8 and np.all(weights == best) and scores["macro"][best] == max(scores["macro"].values())
+    assert set(scores["macro"]) == {round(w / 10, 1) for w in range(11)}
+    assert all(len(row) == 11 for row in scores["label"].values()) and list(scores["label"]) == list(LABELS)
+    assert np.all(choose_weight(y, informative, noise, read)[0] <= 0.2)
     # a constant image ranks nothing: every weight above 0 ties with the signal alone, and the smallest wins
-    assert choose_weight(y, np.full(y.shape, 0.5), informative, read)[0] == 0.1
+    assert np.all(choose_weight(y, np.full(y.shape, 0.5), informative, read)[0] == 0.1)
     read[:50] = False  # unread pages keep the image's probabilities
     mixed = blend(noise, informative, 0.5, read)
     assert np.array_equal(mixed[:50], noise[:50]) and np.allclose(mixed[50:], 0.5 * (noise + informative)[50:])
+
+
+def test_per_label_blend_weights_follow_each_label() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random((300, len(LABELS))) < 0.3).astype(np.float32)
+    noise = rng.random(y.shape)
+    informative = 0.6 * y + 0.4 * rng.random(y.shape)
+    image, signal = noise.copy(), informative.copy()
+    image[:, 5], signal[:, 5] = informative[:, 5], noise[:, 5]  # HYP: the image knows, the signal does not
+    read = np.ones(len(y), dtype=bool)
+    one, _ = choose_weight(y, image, signal, read)
+    weights, scores = choose_weight(y, image, signal, read, per_label=True)
+    assert len(set(one.tolist())) == 1 and weights[5] <= 0.2 and np.all(np.delete(weights, 5) >= 0.8)
+    # an undefined label (one class only) keeps the macro weight
+    y[:, 0] = 0
+    weights, scores = choose_weight(y, image, signal, read, per_label=True)
+    assert weights[0] == scores["macro_weight"] and scores["label"]["NORM"] == [None] * 11
+    mixed = blend(image, signal, weights, read)
+    assert np.allclose(mixed, weights * signal + (1 - weights) * image)
 
 
 def test_gain_jitter_is_seeded_and_leaves_the_masks() -> None:
@@ -135,12 +157,13 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     paths = mf.resolve(tmp_path / "model")
     assert mf.SIGNAL_CLASSIFIER_FILE in paths
     info = json.loads(paths[mf.THRESHOLDS_FILE].read_text())["info"]
-    assert 0.0 <= info["signal_weight"] <= 1.0 and len(info["signal_weight_auroc"]) == 11
+    assert len(info["signal_weight"]) == 11 and all(0.0 <= w <= 1.0 for w in info["signal_weight"])
+    assert len(info["signal_weight_auroc"]["macro"]) == 11
     assert Config.load(paths[mf.CONFIG_FILE]).signal_branch
     for name in ("signal_classifier_log.csv", "signal_classifier_curves.png"):
         assert (tmp_path / "model" / name).is_file(), name
     model = DercModel.load(tmp_path / "model")
-    assert model.signal_classifier is not None and model.signal_weight == info["signal_weight"]
+    assert model.signal_classifier is not None and model.signal_weight.tolist() == info["signal_weight"]
     model = dataclasses.replace(model, signal_weight=0.5)  # whatever validation chose, the blend path runs
     entry = index_records(data, names[:1])[0]
     record = read_signal(entry.path)
@@ -150,9 +173,22 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     image_only = model.probabilities(model.denoise([page]))
     if signal is not None and np.isfinite(signal).any():
         assert not np.allclose(probs, image_only)
+        half = dataclasses.replace(model, signal_weight=np.r_[np.ones(5), np.zeros(6)])  # per label
+        mixed = half.probabilities(model.denoise([page]), signal=signal, fs=record.fs, leads=LEADS)
+        only = dataclasses.replace(model, signal_weight=1.0)
+        alone = only.probabilities(model.denoise([page]), signal=signal, fs=record.fs, leads=LEADS)
+        assert np.allclose(mixed[5:], image_only[5:]) and np.allclose(mixed[:5], alone[:5])
     # a folder that claims a signal branch but lost its file is refused by name
     manifest = json.loads((tmp_path / "model" / mf.MANIFEST).read_text())
     del manifest["files"][mf.SIGNAL_CLASSIFIER_FILE]
     (tmp_path / "model" / mf.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(Exception, match=r"signal_classifier\.pt"):
         DercModel.load(tmp_path / "model")
+
+
+def test_the_stored_blend_weight_is_one_number_or_one_per_label(tmp_path: Path) -> None:
+    assert _signal_weight({"signal_weight": 1.0}, tmp_path).tolist() == [1.0] * 11
+    assert _signal_weight({"signal_weight": [0.0] * 5 + [1.0] * 6}, tmp_path)[5] == 1.0
+    for bad in (None, 1.5, True, [0.5] * 10, [0.5] * 10 + ["x"]):
+        with pytest.raises(ModelFolderError, match="signal_weight"):
+            _signal_weight({"signal_weight": bad}, tmp_path)
