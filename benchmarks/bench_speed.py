@@ -4,12 +4,12 @@
     python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
 
 Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
-the share of it spent outside the UNet and classifier forward passes, the forward passes' FLOP/s (counted
-with FlopCounterMode) as a fraction of the dense fp32 matmul and conv FLOP/s measured in the same run,
-training throughput (images/s) of both stages on random batches, renderer images/s, training views/s one
-DataLoader worker renders (at the training dpi) and whether the preset's default workers keep up with the slower
-stage (``data_supply_ratio`` > 1), peak RSS (and CUDA peak allocated memory), and RSS growth over many
-run_models calls. Models have random weights (speed only).
+the share of it spent outside the forward passes (UNet, classifier, signal classifier) and in the digitizer, the
+UNet's and classifier's FLOP/s (counted with FlopCounterMode) as a fraction of the dense fp32 matmul and conv
+FLOP/s measured in the same run, training throughput (images/s) of both stages on random batches, renderer
+images/s, training views/s one DataLoader worker renders (at the training dpi) and whether the preset's default
+workers keep up with the slower stage (``data_supply_ratio`` > 1), peak RSS (and CUDA peak allocated memory),
+and RSS growth over many run_models calls. Models have random weights (speed only).
 On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
 region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
 """
@@ -91,7 +91,8 @@ def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> d
 
 @contextmanager
 def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
-    """While active, the wall time of every UNet and classifier forward pass is appended to ``seconds``."""
+    """While active, the wall time of every UNet, classifier and signal classifier forward pass is appended to
+    ``seconds``."""
     began: dict[int, float] = {}
 
     def before(module: nn.Module, _inputs) -> None:
@@ -103,7 +104,9 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
         seconds.append(time.perf_counter() - began.pop(id(module)))
 
     # the UNet runs through the denoiser wrapper (unet.predict calls forward directly: no UNet hooks fire)
-    nets = (model.denoiser if model.denoiser is not None else model.unet, model.classifier)
+    nets = [model.denoiser if model.denoiser is not None else model.unet, model.classifier]
+    if model.signal_classifier is not None:
+        nets.append(model.signal_classifier)
     handles = [
         hook for net in nets for hook in (net.register_forward_pre_hook(before), net.register_forward_hook(after))
     ]

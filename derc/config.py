@@ -18,6 +18,7 @@ from derc.fileio import write_json_atomic
 
 CONFIG_FORMAT_VERSION = 1
 PRESET_ENV = "DERC_PRESET"
+CONFIG_ENV = "DERC_CONFIG"  # a config.json (as saved beside the weights); overrides DERC_PRESET
 DEFAULT_PRESET = "paper"
 DENOISERS = ("unet", "none")
 SCHEDULES = ("plateau", "cosine")
@@ -264,5 +265,10 @@ def get_preset(name: str) -> Config:
 
 
 def preset_from_env() -> Config:
-    """The preset named by ``DERC_PRESET`` (``paper`` when unset or empty)."""
+    """The settings the Challenge entry points train with: the config file named by ``DERC_CONFIG`` (a
+    ``config.json`` as saved beside the weights, edited at will), else the preset named by ``DERC_PRESET``
+    (``paper`` when unset or empty)."""
+    path = os.environ.get(CONFIG_ENV, "").strip()
+    if path:
+        return Config.load(path)
     return get_preset(os.environ.get(PRESET_ENV, "").strip() or DEFAULT_PRESET)

@@ -76,6 +76,22 @@ def mean(value: float) -> float:
     return float(tensor.item()) / state.world_size
 
 
+def sum_over_ranks(*tensors: torch.Tensor) -> None:
+    """Replace each tensor by its sum over all ranks, in place (no-op in one process).
+
+    For results split by rows between the ranks: each rank fills its own rows and leaves zeros elsewhere.
+    Tensors may live on the CPU; under NCCL they travel through the rank's GPU.
+    """
+    if not info().active:
+        return
+    backend_device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    for tensor in tensors:
+        buffer = tensor.to(backend_device) if backend_device is not None else tensor
+        dist.all_reduce(buffer)
+        if buffer is not tensor:
+            tensor.copy_(buffer)
+
+
 def average_buffers(module: nn.Module) -> None:
     """Replace every floating-point buffer of ``module`` by its mean over all ranks (no-op in one process)."""
     if not info().active:

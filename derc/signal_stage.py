@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from derc import distributed
 from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.data import JitteredSignals, SignalPages, make_loader
@@ -29,7 +31,7 @@ from derc.labels import LABELS, LEADS
 from derc.metrics import macro, per_label_metrics
 from derc.models.signal import SignalClassifier, signal_classifier
 from derc.records import RecordEntry
-from derc.runtime import data_workers
+from derc.runtime import data_workers, worker_init_fn
 from derc.signals import classifier_input
 
 log = logging.getLogger("derc")
@@ -71,27 +73,43 @@ def digitized_inputs(
 
     Pages are drawn by DataLoader workers, denoised in batches on ``device`` and digitized on CPU threads
     (the tracer releases the GIL). A page the digitizer cannot read gets an all-zero input and ``read`` False.
+    Under torchrun each rank reads every world-size-th page and the ranks then share what they read, so all
+    of them return the same tensors.
     """
     dataset = SignalPages(entries, config, views=views, seed=seed)
+    state = distributed.info()
+    rows = list(range(state.rank, len(dataset), state.world_size))
     workers = data_workers(config.num_workers)
-    loader = make_loader(dataset, batch_size=config.sig.batch_size, shuffle=False, num_workers=workers, seed=seed)
+    loader = DataLoader(
+        Subset(dataset, rows),
+        batch_size=config.sig.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=worker_init_fn if workers else None,
+        generator=torch.Generator().manual_seed(seed),  # leaves torch's global stream alone
+    )
     length = round(config.signal_hz * 10.0)
     inputs = torch.zeros(len(dataset), 2 * len(LEADS), length)
     labels = torch.zeros(len(dataset), len(LABELS))
-    read = torch.zeros(len(dataset), dtype=torch.bool)
+    read = torch.zeros(len(dataset), dtype=torch.uint8)
     denoiser = denoiser.to(device).eval()
     start = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for pages, fs, samples, targets in tqdm(loader, desc="stage C: digitize", disable=not progress):
+        for pages, fs, samples, targets in tqdm(
+            loader, desc="stage C: digitize", disable=not (progress and state.is_main)
+        ):
             batch = pages.to(device).permute(0, 3, 1, 2).float().div_(255.0)
             ink = denoiser(batch.contiguous(memory_format=torch.channels_last))[:, 0].float().cpu().numpy()
             jobs = [(ink[i], pages[i].numpy(), float(fs[i]), int(samples[i]), config) for i in range(len(pages))]
-            for i, x in enumerate(pool.map(lambda job: read_page(*job), jobs)):
+            batch_rows = rows[start : start + len(pages)]
+            for row, x in zip(batch_rows, pool.map(lambda job: read_page(*job), jobs)):
                 if x is not None:
-                    inputs[start + i] = torch.from_numpy(x)
-                    read[start + i] = True
-            labels[start : start + len(pages)] = targets
+                    inputs[row] = torch.from_numpy(x)
+                    read[row] = 1
+            labels[batch_rows] = targets.float()
             start += len(pages)
+    distributed.sum_over_ranks(inputs, labels, read)
+    read = read.bool()
     if len(dataset) and not bool(read.all()):
         log.warning("stage C: the digitizer could not read %d of %d pages", int((~read).sum()), len(dataset))
     return inputs, labels, read

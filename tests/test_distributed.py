@@ -97,3 +97,56 @@ def test_torchrun_ema_batchnorm_statistics_agree_across_ranks(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     # the ranks' data differ (offset by 3 per rank), so only averaging over ranks makes their statistics agree
     assert (tmp_path / "agreed").is_file()
+
+
+DIGITIZE_SCRIPT = """
+import sys
+from pathlib import Path
+import torch
+from derc import distributed
+from derc.config import Config
+from derc.models.factory import build_denoiser
+from derc.records import index_records
+from derc.signal_stage import digitized_inputs
+
+state = distributed.init_from_env("gloo")
+config = Config.load(sys.argv[1])
+entries = index_records(sys.argv[2], sorted(p.stem for p in Path(sys.argv[2]).glob("*.hea")))
+out = digitized_inputs(entries, build_denoiser(config, None), config, torch.device("cpu"), seed=3)
+torch.save(out, f"{sys.argv[3]}/rank{state.rank}.pt")
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_split_stage_c_digitizing_and_share_the_result(tmp_path) -> None:
+    """Each rank digitizes every other page; all ranks end with what one process reads alone."""
+    import dataclasses
+
+    import torch
+
+    from derc.config import get_preset
+    from derc.models.factory import build_denoiser
+    from derc.records import index_records
+    from derc.signal_stage import digitized_inputs
+
+    data = tmp_path / "data"
+    names = write_dataset(data, 5, seed=6, balanced=True, progress=False)
+    # grey levels instead of a UNet: no weights to share, so both runs see the very same ink maps
+    config = dataclasses.replace(get_preset("tiny"), image_height=224, image_width=288, denoiser="none", num_workers=0)
+    config.save(tmp_path / "config.json")
+    script = tmp_path / "digitize.py"
+    script.write_text(DIGITIZE_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    args = [str(tmp_path / "config.json"), str(data), str(tmp_path)]
+    done = subprocess.run([*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = digitized_inputs(
+        index_records(data, names), build_denoiser(config, None), config, torch.device("cpu"), seed=3
+    )
+    assert bool(alone[2].any()), "no page was read: the comparison would be empty"
+    for rank in (0, 1):
+        shared = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for mine, theirs in zip(shared, alone):
+            assert torch.equal(mine, theirs)
