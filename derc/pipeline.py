@@ -398,7 +398,7 @@ def train(
     rank = distributed.init_from_env()  # a no-op unless launched by torchrun with several processes
     setup_logging(folder / "train.log" if rank.is_main else None, verbose and rank.is_main)
     started = time.perf_counter()
-    log.info("training preset %r (set DERC_PRESET to choose another)", config.preset)
+    log.info("training preset %r (DERC_PRESET names another, DERC_CONFIG a config file)", config.preset)
     log.info("settings: %s", json.dumps(config.to_dict(), sort_keys=True))
     seed_everything(config.seed)
     device = distributed.device_for(pick_device())
