@@ -135,17 +135,21 @@ def run_models_latency(
     model: DercModel, records: list[str], repeats: int
 ) -> tuple[list[float], list[float], list[float]]:
     """Per run_models call: its wall time, the share of it spent outside the forward passes and the share spent
-    digitizing (same call; 0 where the preset's ink maps are too coarse to digitize)."""
+    digitizing (same call; 0 where nothing is digitized: ink maps too coarse for the digitization output and
+    labels that do not read the signal)."""
     from derc.inference import Digitizer
 
     digitizer = Digitizer.for_model(model)
+    # a model whose labels read the signal digitizes every record anyway (its own Digitizer when run_models
+    # passes none); handing it one here times that digitizer without changing the work done
+    reader = digitizer or (Digitizer() if model.reads_signal else None)
     team_code.run_models(records[0], digitizer, model, False)  # warm-up
     times, outside, digitizing = [], [], []
     for _ in range(repeats):
         for record in records:
             forward: list[float] = []
             digitize_s: list[float] = []
-            timed = None if digitizer is None else _TimedDigitizer(digitizer, digitize_s)
+            timed = None if reader is None else _TimedDigitizer(reader, digitize_s)
             with forward_timer(model, forward):
                 began = time.perf_counter()
                 team_code.run_models(record, timed, model, False)
