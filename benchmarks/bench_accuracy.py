@@ -89,9 +89,10 @@ def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, 
         p, signal = model.read_record(images, fs=fs, num_samples=samples, leads=leads, record=entry.path)
         probs.append(p)
         truth.append(entry.labels)
+        ink = model.denoise(images) if others else None  # once for all the other blends
         for name, weight in others.items():
             other = replace(model, signal_weight=weight)
-            other_probs[name].append(other.probabilities(model.denoise(images), signal=signal, fs=fs, leads=leads))
+            other_probs[name].append(other.probabilities(ink, signal=signal, fs=fs, leads=leads))
     y = np.array(truth)
 
     def table(p: np.ndarray) -> dict[str, float]:
