@@ -30,6 +30,7 @@ from scipy.signal import find_peaks
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.runs import run_ends
+from derc.digitize.skew import profile_sharpness
 from derc.digitize.viterbi import cheapest_paths
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
@@ -110,22 +111,10 @@ def estimate_rotation(ink: np.ndarray, max_deg: float = 5.0) -> float:
     xc = xs - small.shape[1] / 2.0
     h = small.shape[0]
 
-    def sharpness(angles: np.ndarray) -> np.ndarray:
-        out = np.empty(angles.size)
-        for i, a in enumerate(angles):
-            yy = np.clip(ys - xc * np.tan(np.deg2rad(a)) + h, 0, 3 * h - 2)
-            base = np.floor(yy)
-            frac = yy - base
-            base = base.astype(np.int64)
-            hist = np.bincount(base, weights=w * (1 - frac), minlength=3 * h)
-            hist += np.bincount(base + 1, weights=w * frac, minlength=3 * h)
-            out[i] = np.dot(hist, hist)
-        return out
-
     coarse = np.arange(-max_deg, max_deg + 1e-9, 0.25)
-    best = coarse[np.argmax(sharpness(coarse))]
+    best = coarse[np.argmax(profile_sharpness(ys, xc, w, coarse, h))]
     fine = np.arange(best - 0.25, best + 0.25 + 1e-9, 0.025)
-    return float(fine[np.argmax(sharpness(fine))])
+    return float(fine[np.argmax(profile_sharpness(ys, xc, w, fine, h))])
 
 
 def deskew(ink: np.ndarray, angle_deg: float) -> np.ndarray:
