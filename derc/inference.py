@@ -87,14 +87,18 @@ class DercModel:
         """True when the labels also use the signal digitized from the ink map (stage C)."""
         return self.signal_classifier is not None and bool(np.any(np.asarray(self.signal_weight) > 0))
 
+    def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The RGB uint8 images resized to the model's input size (as they are when already that size)."""
+        h, w = self.config.image_height, self.config.image_width
+        return [resize_image(np.asarray(image), h, w) for image in images]
+
     def to_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 images -> (n, 3, H, W) channels-last float tensor on the device at the model's input size.
 
         Resizing happens on uint8 (4x less memory traffic than float), and the only float copy is the
         conversion itself: NHWC uint8 viewed as NCHW is already the channels-last layout.
         """
-        h, w = self.config.image_height, self.config.image_width
-        stacked = np.stack([resize_image(np.asarray(image), h, w) for image in images])
+        stacked = np.stack(self.fit_inputs(images))
         batch = torch.from_numpy(stacked).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         return batch.float().div_(255.0)
 
@@ -150,11 +154,12 @@ class DercModel:
         The ink maps are digitized when ``digitizer`` is given (the record's digitization output) or the labels
         use the signal (stage C); the same signal serves both.
         """
-        ink = self.denoise(images)
+        pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
+        ink = self.denoise(pages)
         reader = digitizer or (Digitizer() if self.reads_signal else None)
         signal = None
         if reader is not None:
-            signal = reader.signal(ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=images)
+            signal = reader.signal(ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=pages)
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
     def labels(self, probabilities: np.ndarray) -> list[str]:
