@@ -132,7 +132,7 @@ def _warp(image: np.ndarray, hom: np.ndarray) -> np.ndarray:
 
 
 def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel y positions and heights of the horizontal-ink peaks (trace baselines)."""
+    """Sub-pixel y positions (ascending) and heights of the horizontal-ink peaks (trace baselines)."""
     h, w = ink.shape
     ppmm_y = h / PAGE_HEIGHT_MM
     x0, x1 = int(0.1 * w), int(0.95 * w)
@@ -154,6 +154,16 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peaks + np.clip(delta, -0.5, 0.5), heights
 
 
+def _nearest(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into ascending ``sorted_values`` of the value nearest each ``x`` (the lower one on a tie, as an
+    argmin over all of them picks), and the distance to it."""
+    above = np.clip(np.searchsorted(sorted_values, x), 0, sorted_values.size - 1)
+    below = np.maximum(above - 1, 0)
+    gap_below, gap_above = np.abs(x - sorted_values[below]), np.abs(x - sorted_values[above])
+    take_below = gap_below <= gap_above
+    return np.where(take_below, below, above), np.where(take_below, gap_below, gap_above)
+
+
 def _fit_layout_rows(
     peaks: np.ndarray, heights: np.ndarray, name: str, h: int
 ) -> tuple[float, float, float, np.ndarray]:
@@ -171,9 +181,7 @@ def _fit_layout_rows(
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
     pred = a[:, None, None] * base[None, None, :] + b[:, :, None]  # (na, nb, nL)
-    gap = np.abs(pred[..., None] - peaks)  # (na, nb, nL, n)
-    near = gap.argmin(axis=-1)
-    dist = np.take_along_axis(gap, near[..., None], axis=-1)[..., 0]  # (na, nb, nL)
+    near, dist = _nearest(peaks, pred)  # (na, nb, nL)
     inside = (pred > 0) & (pred < h)
     matched = np.where((dist < tol) & inside, weight[near], 0.0).sum(axis=-1)
     resid = np.where(dist < tol, dist, tol).sum(axis=-1)
@@ -357,13 +365,12 @@ def _row_lines(ink: np.ndarray, fit: PageFit, pitch_mm: float, strips: int = 10)
         x_r = fit.row_ax[r] * TRACE_RIGHT_MM + fit.row_bx[r]
         edges = np.linspace(x_l, x_r, strips + 1).astype(np.int64)
         lo, hi = int(max(0, y0 - half)), int(min(h, y0 + half + 1))
-        xs, ys = [], []
-        for a, b in itertools.pairwise(edges):
-            prof = gaussian_filter1d(ink[lo:hi, max(a, 0) : max(b, 1)].sum(axis=1).astype(np.float64), sigma)
-            if prof.size and prof.max() > 0:
-                xs.append(0.5 * (a + b))
-                ys.append(lo + float(np.argmax(prof)))
-        xs_a, ys_a = np.asarray(xs), np.asarray(ys)
+        # each strip's row profile (its columns summed), all strips smoothed down the rows in one call
+        sums = [ink[lo:hi, max(a, 0) : max(b, 1)].sum(axis=1) for a, b in itertools.pairwise(edges)]
+        profs = gaussian_filter1d(np.stack(sums, axis=1).astype(np.float64), sigma, axis=0)
+        found = profs.max(axis=0, initial=0.0) > 0 if hi > lo else np.zeros(strips, bool)
+        xs_a = (0.5 * (edges[:-1] + edges[1:]))[found]
+        ys_a = lo + np.argmax(profs, axis=0)[found].astype(np.float64) if hi > lo else np.zeros(0)
         if xs_a.size >= 3:
             line = _robust_line(xs_a, ys_a)
             slope = (line[-1] - line[0]) / max(xs_a[-1] - xs_a[0], 1.0)
@@ -654,7 +661,7 @@ def _cut_at_edge(on_image: np.ndarray, y: float, x: float, reach: float) -> bool
 
 
 def _grid_time_axes(
-    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float, on_image: np.ndarray
+    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float, on_image: np.ndarray, phases: dict
 ) -> PageFit:
     """Rows whose trace runs into the image's edge (a zoomed-in or cropped photo) cannot take their scale from
     their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
@@ -666,7 +673,7 @@ def _grid_time_axes(
     for r, (y_lo, y_hi, period, x_left, x_right) in enumerate(_row_windows(fit, lay, fs)):
         y = fit.row_baselines_px[r]
         cut_left, cut_right = _cut_at_edge(on_image, y, x_left, margin), _cut_at_edge(on_image, y, x_right, margin)
-        scale = grid_scale(grid, ink, y_lo, y_hi, period, x_left, x_right)
+        scale = grid_scale(grid, ink, y_lo, y_hi, period, x_left, x_right, cache=phases)
         if scale is None or (cut_left and cut_right):
             continue
         if cut_right or (not cut_left and abs(scale / row_ax[r] - 1.0) > GRID_SCALE_TOLERANCE):
@@ -677,10 +684,10 @@ def _grid_time_axes(
 
 
 def _grid_shifts(
-    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float
+    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float, phases: dict
 ) -> list[np.ndarray | None]:
     """Per row, the grid-measured local paper shift (px per column) off the straight line through its ends."""
-    shifts = [row_shift(grid, ink, *window) for window in _row_windows(fit, lay, fs)]
+    shifts = [row_shift(grid, ink, *window, cache=phases) for window in _row_windows(fit, lay, fs)]
     return smooth_across_rows(shifts)
 
 
@@ -784,8 +791,9 @@ def _trace_panels(
         grid = None if grid is None else _warp(grid, hom)
         on_image = None if on_image is None else _warp(on_image, hom)
         fit = _fit_page(ink, fit.layout, angle, fs)
+    phases: dict = {}  # each row window's grid phase, read once for the time axes and the shifts (same ink)
     if grid is not None and on_image is not None:
-        fit = _grid_time_axes(grid, ink, fit, lay, fs, on_image)
+        fit = _grid_time_axes(grid, ink, fit, lay, fs, on_image, phases)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
     row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
@@ -802,7 +810,7 @@ def _trace_panels(
     pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, fit.ay, c0, c1, resets, pen)
     mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
-    shifts = _grid_shifts(grid, ink, fit, lay, fs) if grid is not None else [None] * rows_px.size
+    shifts = _grid_shifts(grid, ink, fit, lay, fs, phases) if grid is not None else [None] * rows_px.size
     for p in lay.panels:
         col = index.get(p.lead.lower())
         if col is None:

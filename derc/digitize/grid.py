@@ -108,11 +108,33 @@ def _row_phase(
     return xs, offset
 
 
+def _phase(
+    grid: np.ndarray, ink: np.ndarray, window: tuple[int, int, float, float, float], cache: dict | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_row_phase` of ``window``, looked up in (and added to) ``cache`` when given: one page's callers
+    share one, since the time-axis fit and the shift correction read the same rows of the same grid and ink."""
+    if cache is None:
+        return _row_phase(grid, ink, *window)
+    if window not in cache:
+        cache[window] = _row_phase(grid, ink, *window)
+    return cache[window]
+
+
 def grid_scale(
-    grid: np.ndarray, ink: np.ndarray, y_lo: int, y_hi: int, period_px: float, x_left: float, x_right: float
+    grid: np.ndarray,
+    ink: np.ndarray,
+    y_lo: int,
+    y_hi: int,
+    period_px: float,
+    x_left: float,
+    x_right: float,
+    *,
+    cache: dict | None = None,
 ) -> float | None:
-    """The grid's own scale (px per mm) along a row, from the drift of its phase against ``period_px``."""
-    got = _row_phase(grid, ink, y_lo, y_hi, period_px, x_left, x_right)
+    """The grid's own scale (px per mm) along a row, from the drift of its phase against ``period_px``.
+
+    ``cache``: a dict kept for one page's ``grid`` and ``ink`` (see :func:`_phase`)."""
+    got = _phase(grid, ink, (y_lo, y_hi, period_px, x_left, x_right), cache)
     if got is None:
         return None
     slope = np.polyfit(got[0], got[1], 1)[0]  # offset drifts by 1 - P / P_true per px
@@ -120,11 +142,21 @@ def grid_scale(
 
 
 def row_shift(
-    grid: np.ndarray, ink: np.ndarray, y_lo: int, y_hi: int, period_px: float, x_left: float, x_right: float
+    grid: np.ndarray,
+    ink: np.ndarray,
+    y_lo: int,
+    y_hi: int,
+    period_px: float,
+    x_left: float,
+    x_right: float,
+    *,
+    cache: dict | None = None,
 ) -> np.ndarray | None:
     """Per image column, how far (px, + = right) the paper in rows ``y_lo:y_hi`` sits from the straight line
-    through ``x_left`` and ``x_right`` (the row's trace ends); None when the grid is too weak to tell."""
-    got = _row_phase(grid, ink, y_lo, y_hi, period_px, x_left, x_right)
+    through ``x_left`` and ``x_right`` (the row's trace ends); None when the grid is too weak to tell.
+
+    ``cache``: as for :func:`grid_scale`."""
+    got = _phase(grid, ink, (y_lo, y_hi, period_px, x_left, x_right), cache)
     if got is None:
         return None
     xs, offset = got
