@@ -10,7 +10,7 @@ import pytest
 import wfdb
 
 import helper_code
-from derc.digitize import _as_ink, _fit_page, detect_layout, digitize, estimate_rotation
+from derc.digitize import UnreadablePage, _as_ink, _fit_page, detect_layout, digitize, estimate_rotation
 from derc.digitize.evaluation import (
     DISTORTIONS,
     challenge_snr,
@@ -175,6 +175,32 @@ def test_resampling_to_other_rate(signal: np.ndarray) -> None:
 def test_blank_page_gives_fill() -> None:
     est = digitize(np.zeros((224, 288), np.float32), fs=FS, num_samples=100, leads=LEADS)
     assert est.shape == (100, 12) and np.isnan(est).all()
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0])
+def test_an_ink_map_of_noise_is_unreadable(sigma: float) -> None:
+    """Noise everywhere (an untrained or failed UNet) has row peaks but no layout's rows: no signal, not a trace
+    of the noise (such reads score -10 to -5 dB; no signal scores 0)."""
+    import cv2
+
+    rng = np.random.default_rng(int(sigma))
+    noise = cv2.GaussianBlur(rng.random((448, 576)).astype(np.float32), (0, 0), sigma)
+    with pytest.raises(UnreadablePage, match="fit no layout"):
+        digitize((noise - noise.min()) / np.ptp(noise), fs=FS, num_samples=N, leads=LEADS)
+
+
+def test_the_rows_left_on_a_cut_page_are_read(signal: np.ndarray) -> None:
+    """The gate is on stray rows, not missing ones: a page without its top rows keeps its other leads, and the
+    empty rows give no trace (they took a neighbour's ink, at -4 to -7 dB) nor shift the rows below."""
+    cases = (("6x2", 0.44, ["V1", "V2"], 6), ("12x1", 0.7, ["I", "aVF", "V1", "V2"], 4))
+    for layout, cut, gone, least in cases:
+        ink = render_ink(signal, FS, layout, rng=np.random.default_rng(2)).ink.copy()
+        ink[: int(cut * ink.shape[0])] = 0.0
+        est = digitize(ink, fs=FS, num_samples=N, leads=LEADS)
+        shown = np.isfinite(est).any(axis=0)
+        snr = challenge_snr(signal, est, FS)[shown]
+        assert not shown[[LEADS.index(lead) for lead in gone]].any(), (layout, shown)
+        assert least <= shown.sum() < 12 and snr.min() > 0.0 and snr.mean() > 8.0, (layout, np.round(snr, 1))
 
 
 def test_nan_gaps_write_read_and_score(signal: np.ndarray, tmp_path: Path) -> None:

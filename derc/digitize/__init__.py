@@ -67,6 +67,15 @@ RECTIFY_MIN_DRIFT_MM = 1.1
 # a row's time scale from its two trace ends is replaced by the printed grid's when they differ by more than
 # this fraction (undistorted pages: 0.03-0.2 %)
 GRID_SCALE_TOLERANCE = 0.02
+# a page is unreadable when less than this share of its ink-row evidence (profile peaks, weighted by height) lies
+# on the best layout's rows: UNet ink maps of the quick start's 100 test pages (224x288) have 0.85-1.0, rendered
+# 896x1152 pages (clean, blurred, creased, tilted, cut in half) 1.0; noise-filled ink maps 0.48-0.56, speckled
+# blank ones 0.44-0.50, where the reads score -10 to -0.4 dB (no signal scores 0)
+MIN_ROW_PRECISION = 0.7
+
+
+class UnreadablePage(ValueError):
+    """The ink map's rows fit no known layout: no signal is better than the one a trace of it would give."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class PageFit:
     angle_deg: float
     row_ax: tuple[float, ...] = ()  # per-row x scale and offset (perspective)
     row_bx: tuple[float, ...] = ()
+    row_precision: float = 1.0  # share of the ink's row evidence on the layout's rows (1 with no evidence at all)
+    row_found: tuple[bool, ...] = ()  # whether each row has its own ink peak (empty: all have)
 
 
 def _as_ink(ink: np.ndarray) -> np.ndarray:
@@ -166,17 +177,18 @@ def _nearest(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _fit_layout_rows(
     peaks: np.ndarray, heights: np.ndarray, name: str, h: int
-) -> tuple[float, float, float, np.ndarray]:
-    """Best ``y_px = a*y_mm + b`` for layout ``name``: (F1 score, a, b, matched peak per row or NaN).
+) -> tuple[float, float, float, np.ndarray, float]:
+    """Best ``y_px = a*y_mm + b`` for layout ``name``: (F1 score, a, b, matched peak per row or NaN, precision).
 
     Peaks count by their height (relative to the tallest rows, at most 1) in the F1: the faint profile peaks
-    that tall QRS complexes or deep S waves leave between a 6x2 page's rows must not make it a 12x1 page.
+    that tall QRS complexes or deep S waves leave between a 6x2 page's rows must not make it a 12x1 page. The
+    precision is the F1's other half: the share of that peak weight the fitted rows account for.
     """
     base = np.asarray(page_layout(name).row_baselines_mm())
     ppmm = h / PAGE_HEIGHT_MM
     tol = 2.5 * ppmm
     if peaks.size == 0:
-        return 0.0, ppmm, 0.0, np.full(base.size, np.nan)
+        return 0.0, ppmm, 0.0, np.full(base.size, np.nan), 1.0
     weight = np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
@@ -186,7 +198,10 @@ def _fit_layout_rows(
     matched = np.where((dist < tol) & inside, weight[near], 0.0).sum(axis=-1)
     resid = np.where(dist < tol, dist, tol).sum(axis=-1)
     f1 = 2.0 * matched / (base.size + weight.sum())
-    order = np.lexsort((resid.ravel(), -f1.ravel()))[0]
+    # where the peaks fit equally well at offsets whole row pitches apart (a page missing its top or bottom rows,
+    # whose rows are evenly spaced), the page is taken as in place rather than shifted by rows
+    shift = np.rint(np.abs(b) / (page_layout(name).row_pitch_mm * ppmm))
+    order = np.lexsort((resid.ravel(), shift.ravel(), -np.round(f1, 9).ravel()))[0]
     ia, ib = np.unravel_index(order, f1.shape)
     best_a, best_b = float(a[ia]), float(b[ia, ib])
     pred_rows = best_a * base + best_b
@@ -197,7 +212,8 @@ def _fit_layout_rows(
         best_a, best_b = (float(v) for v in np.polyfit(base[ok], rows[ok], 1))
     elif ok.sum() == 1:
         best_b = float(rows[ok][0] - best_a * base[ok][0])
-    return float(f1[ia, ib]), best_a, best_b, rows
+    precision = min(1.0, float(matched[ia, ib] / weight.sum()))
+    return float(f1[ia, ib]), best_a, best_b, rows, precision
 
 
 def detect_layout(ink: np.ndarray) -> str:
@@ -333,7 +349,7 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | Non
     names = LAYOUTS if layout is None else (layout,)
     fits = {name: _fit_layout_rows(peaks, heights, name, h) for name in names}
     name = max(names, key=lambda n: (fits[n][0], -abs(fits[n][1] / (h / PAGE_HEIGHT_MM) - 1.0)))
-    _, ay, by, rows = fits[name]
+    _, ay, by, rows, precision = fits[name]
     lay = page_layout(name)
     base = np.asarray(lay.row_baselines_mm())
     rows_px = np.where(np.isfinite(rows), rows, ay * base + by)
@@ -350,6 +366,8 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | Non
         angle,
         tuple(float(v) for v in ax),
         tuple(float(v) for v in bx),
+        precision,
+        tuple(bool(v) for v in np.isfinite(rows)),
     )
 
 
@@ -749,6 +767,9 @@ def digitize(
     at once (6x2, 12x1) the six tracings are replaced by their least-squares fit. ``page`` is the RGB photo the
     ink map came from (any size; resized to the ink's): its printed grid corrects each row's time axis
     where the paper is locally stretched or shifted (:mod:`derc.digitize.grid`).
+
+    Raises :class:`UnreadablePage` when the ink has rows but they fit no layout (noise, a page turned on its
+    side): tracing them would give a signal worse than none. An empty page gives ``fill`` throughout.
     """
     if num_samples < 0 or fs <= 0:
         raise ValueError("need fs > 0 and num_samples >= 0")
@@ -780,8 +801,15 @@ def _trace_panels(
     grid = None if grid is None else deskew(grid, angle)
     on_image = None if grid is None else deskew(np.ones_like(ink), angle)  # where the image's pixels went
     fit = _fit_page(ink, layout, angle, fs)
+    if fit.row_precision < MIN_ROW_PRECISION:
+        raise UnreadablePage(
+            f"the ink's rows fit no layout: {fit.row_precision:.0%} of their evidence lies on the best one's "
+            f"({fit.layout}) rows, a readable page has at least {MIN_ROW_PRECISION:.0%}"
+        )
     lay: PageLayout = page_layout(fit.layout)
-    peak = _ink_level(ink, np.asarray(fit.row_baselines_px), max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
+    rows_px = np.asarray(fit.row_baselines_px)
+    inked = rows_px[np.asarray(fit.row_found, bool)] if fit.row_found else rows_px  # rows with ink of their own
+    peak = _ink_level(ink, inked, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     if MIN_INK_LEVEL < peak < FULL_INK_LEVEL:  # faint trace: stretch it so its centre line reads as full ink
         ink = np.minimum(ink * (1.0 / peak), 1.0)
         fit = _fit_page(ink, fit.layout, angle, fs)
@@ -817,6 +845,8 @@ def _trace_panels(
             continue
         if p.lead.lower() in rhythm and p.t_end - p.t_start < 10.0 - 1e-6:
             continue  # the rhythm strip supplies this lead
+        if fit.row_found and not fit.row_found[p.row]:
+            continue  # no ink of its own (a cut or blank part of the page): its trace would be a neighbour's
         xs, ys = points[p.row]
         if shifts[p.row] is not None:  # where the paper is locally shifted, read the time of its unshifted place
             xs = xs - np.interp(xs, np.arange(w), shifts[p.row])
