@@ -25,7 +25,7 @@ from derc.images import resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.runtime import configure_threads, pick_device
+from derc.runtime import BF16_ENV, configure_threads, inference_bf16, pick_device
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import load_threshold_info, load_thresholds
@@ -51,6 +51,7 @@ class DercModel:
     # one per label).
     signal_classifier: nn.Module | None = None
     signal_weight: float | np.ndarray = 0.0
+    bf16: bool = False  # forward passes under bfloat16 autocast (runtime.inference_bf16)
 
     @classmethod
     def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
@@ -80,7 +81,10 @@ class DercModel:
             signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
             weight = _signal_weight(load_threshold_info(paths[mf.THRESHOLDS_FILE]), paths[mf.THRESHOLDS_FILE])
             import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
-        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight)
+        bf16 = inference_bf16(device)
+        if bf16:
+            log.info("inference runs its forward passes in bfloat16 on %s (%s=0 keeps fp32)", device, BF16_ENV)
+        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16)
 
     @property
     def reads_signal(self) -> bool:
@@ -108,9 +112,12 @@ class DercModel:
         if not images:
             raise ValueError("no images to denoise")
         batch = self.to_batch(images)
-        if self.denoiser is None:
-            return self.unet.predict(batch)
-        return self.denoiser(batch)
+        with self._autocast():
+            ink = self.unet.predict(batch) if self.denoiser is None else self.denoiser(batch)
+        return ink.float()
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     @torch.inference_mode()
     def probabilities(
@@ -130,13 +137,15 @@ class DercModel:
             return self._image_probabilities(ink)
         standard = standardize_leads(np.asarray(signal, dtype=np.float32), list(leads or LEADS))
         x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None]
-        from_signal = signal_probabilities(self.signal_classifier, x, self.device)[0]
+        with self._autocast():
+            from_signal = signal_probabilities(self.signal_classifier, x, self.device)[0]
         if bool(np.all(np.asarray(self.signal_weight) >= 1.0)):
             return from_signal  # the image classifier has no say: skip its forward pass
         return blend(self._image_probabilities(ink), from_signal, self.signal_weight)
 
     def _image_probabilities(self, ink: torch.Tensor) -> np.ndarray:
-        logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
+        with self._autocast():
+            logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
         return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
 
     def read_record(

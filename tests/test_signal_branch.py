@@ -170,6 +170,13 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     page = render_ecg(record.signal, record.fs, dpi=40.0, rng=np.random.default_rng(1)).noisy
     probs, signal = model.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path)
     assert probs.shape == (len(LABELS),) and np.isfinite(probs).all()
+    # bfloat16 forward passes (DERC_BF16; on by default on AMX CPUs) read the same page the same way
+    fp32, bf16 = (dataclasses.replace(model, bf16=flag) for flag in (False, True))
+    ink32, ink16 = fp32.denoise([page]), bf16.denoise([page])
+    assert ink16.dtype == torch.float32 and float((ink16 - ink32).abs().mean()) < 0.01
+    probs32 = fp32.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path)[0]
+    probs16 = bf16.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path)[0]
+    assert np.abs(probs16 - probs32).max() < 0.03, np.abs(probs16 - probs32).max()
     image_only = model.probabilities(model.denoise([page]))
     if signal is not None and np.isfinite(signal).any():
         assert not np.allclose(probs, image_only)

@@ -16,7 +16,15 @@ from derc import runtime
 from derc.checkpoints import load_state
 from derc.config import StageConfig, get_preset
 from derc.errors import ModelFolderError
-from derc.runtime import cache_budget_mb, configure_threads, data_workers, pick_device, seed_everything, worker_init_fn
+from derc.runtime import (
+    cache_budget_mb,
+    configure_threads,
+    data_workers,
+    inference_bf16,
+    pick_device,
+    seed_everything,
+    worker_init_fn,
+)
 from derc.training import EarlyStopping, fit
 
 torch.set_num_threads(1)
@@ -307,6 +315,14 @@ def test_runtime_helpers(monkeypatch) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             pick_device("cuda")
+    for value, expected in (("1", True), ("0", False), ("off", False)):
+        monkeypatch.setenv("DERC_BF16", value)
+        assert inference_bf16(CPU) is expected
+    monkeypatch.setenv("DERC_BF16", "maybe")
+    with pytest.raises(ValueError, match="DERC_BF16"):
+        inference_bf16(CPU)
+    monkeypatch.delenv("DERC_BF16")
+    assert isinstance(inference_bf16(CPU), bool)  # auto: the CPU's AMX tiles decide
     seed_everything(5)
     first = (np.random.rand(), torch.rand(1).item())  # noqa: NPY002 - checking the legacy global stream
     seed_everything(5)
