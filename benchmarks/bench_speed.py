@@ -74,7 +74,8 @@ def hardware_flops(device: torch.device, size: int) -> dict[str, float]:
 
 
 def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> dict[str, float]:
-    """Seconds, FLOPs and FLOP/s of one image through the UNet and the classifier."""
+    """Seconds, FLOPs and FLOP/s (fp32) of one image through the UNet and the classifier; with the model's bf16
+    autocast (AMX CPUs, ``DERC_BF16``) also their seconds under it, as ``run_models`` runs them."""
     x = torch.rand(1, 3, *shape, device=model.device).contiguous(memory_format=torch.channels_last)
     out = {}
     with torch.inference_mode():
@@ -86,6 +87,9 @@ def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> d
             out[f"{name}_s"] = seconds
             out[f"{name}_gflop"] = counter.get_total_flops() / 1e9
             out[f"{name}_flops"] = counter.get_total_flops() / seconds
+            if model.bf16:
+                with torch.autocast(model.device.type, dtype=torch.bfloat16):
+                    out[f"{name}_bf16_s"] = _best_seconds(lambda n=net, i=inputs: n(i), model.device, repeats)
     return out
 
 
@@ -251,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             p50 = float(np.percentile(latency, 50))
             row = {
                 "latency_p50_s": p50,
+                "bf16": model.bf16,  # run_models' forward passes under bfloat16 autocast
                 "latency_p95_s": float(np.percentile(latency, 95)),
                 # median over calls of (call time - its own forward passes' time) / call time
                 "outside_forward_share": float(np.median(outside)),
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
                 f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}), "
+                f"{'bf16' if model.bf16 else 'fp32'} forward passes; "
                 f"UNet {row['unet_flops'] / 1e9:.1f} GF/s "
                 f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "
                 f"({row['classifier_of_matmul']:.0%}) of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s, "
