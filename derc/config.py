@@ -130,7 +130,7 @@ class Config:
     # when they fit in this many MiB per process (0: draw them again each epoch; None: a quarter of the
     # available memory, derc.runtime.cache_budget_mb). An 896x1152 pair takes 4 MiB, a view 3 MiB.
     val_cache_mb: float | None = None
-    amp: bool = True
+    amp: bool = True  # mixed precision: fp16 + GradScaler on CUDA; bf16 on a CPU only with DERC_BF16=1
     max_records: int | None = None
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from derc.images import resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.runtime import BF16_ENV, configure_threads, inference_bf16, pick_device
+from derc.runtime import BF16_ENV, configure_threads, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import load_threshold_info, load_thresholds
@@ -51,7 +51,7 @@ class DercModel:
     # one per label).
     signal_classifier: nn.Module | None = None
     signal_weight: float | np.ndarray = 0.0
-    bf16: bool = False  # forward passes under bfloat16 autocast (runtime.inference_bf16)
+    bf16: bool = False  # forward passes under bfloat16 autocast (runtime.use_bf16)
 
     @classmethod
     def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
@@ -81,7 +81,7 @@ class DercModel:
             signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
             weight = _signal_weight(load_threshold_info(paths[mf.THRESHOLDS_FILE]), paths[mf.THRESHOLDS_FILE])
             import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
-        bf16 = inference_bf16(device)
+        bf16 = use_bf16(device)
         if bf16:
             log.info("inference runs its forward passes in bfloat16 on %s (%s=0 keeps fp32)", device, BF16_ENV)
         return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16)

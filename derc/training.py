@@ -34,6 +34,7 @@ from derc.checkpoints import load_state, save_state
 from derc.config import StageConfig
 from derc.errors import ModelFolderError
 from derc.fileio import atomic_path, write_text_atomic
+from derc.runtime import use_bf16
 
 logger = logging.getLogger("derc")
 
@@ -218,7 +219,7 @@ def _train_epoch(ctx: _Context, epoch: int) -> float:
         except StopIteration:
             break
         waited += time.perf_counter() - began
-        with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+        with torch.autocast(device_type=ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.use_amp):
             inputs = _prepare(inputs, ctx.device, ctx.input_transform)
             loss = ctx.loss_fn(ctx.trained(inputs), targets.to(ctx.device, non_blocking=True))
         value = float(loss.detach())
@@ -256,7 +257,7 @@ def _recalibrate(ctx: _Context) -> None:
     """Recompute the weight average's BatchNorm statistics on the epoch's last training inputs (all ranks')."""
     if ctx.averaged is None:
         return
-    with torch.no_grad(), torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+    with torch.no_grad(), torch.autocast(device_type=ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.use_amp):
         update_bn(ctx.recent, ctx.averaged.module)  # inputs as the training steps saw them, so under AMP too
     ctx.recent.clear()
     distributed.average_buffers(ctx.averaged.module)
@@ -271,7 +272,7 @@ def _evaluate(ctx: _Context, epoch: int) -> tuple[float, dict[str, float]]:
     bar = tqdm(ctx.val_loader, desc=f"{ctx.name} {epoch} val", disable=not ctx.progress, leave=False)
     for inputs, targets in bar:
         targets = targets.to(ctx.device, non_blocking=True)
-        with torch.autocast(device_type=ctx.device.type, enabled=ctx.use_amp):
+        with torch.autocast(device_type=ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.use_amp):
             inputs = _prepare(inputs, ctx.device, ctx.input_transform)
             output = ctx.evaluated(inputs)
             loss = ctx.loss_fn(output, targets)
@@ -299,6 +300,7 @@ class _Context:
     device: torch.device
     name: str
     use_amp: bool
+    amp_dtype: torch.dtype | None  # None: autocast's default for the device (float16 on CUDA)
     input_transform: Callable[[Tensor], Tensor] | None
     val_metrics: Callable[[Tensor, Tensor], dict[str, float]] | None
     progress: bool
@@ -454,7 +456,8 @@ def fit(
     Loaders yield ``(inputs, targets)``. ``input_transform`` (e.g. a frozen denoiser in eval mode) runs on
     the device under ``torch.no_grad`` before the model. ``val_metrics(outputs, targets)`` gets the whole
     validation set's outputs concatenated on the CPU (meant for classifier logits, not full-size masks).
-    Mixed precision (autocast + GradScaler) is used only on CUDA and only when ``amp`` is True.
+    Mixed precision, when ``amp`` is True: float16 autocast with a GradScaler on CUDA, bfloat16 autocast (no
+    scaler) on a CPU when ``DERC_BF16=1`` (:func:`derc.runtime.use_bf16`).
     The learning rate follows ``stage.schedule`` (:func:`make_scheduler`). With ``stage.ema_decay`` an
     exponential moving average of the weights is kept, its BatchNorm statistics recomputed after each epoch on
     that epoch's last ``stage.ema_bn_images`` training inputs, and it is validated and returned instead.
@@ -470,6 +473,9 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     scheduler = make_scheduler(optimizer, stage, _count(train_loader, stage.max_steps_per_epoch), name)
     use_amp = bool(amp) and device.type == "cuda"
+    amp_dtype = None
+    if bool(amp) and device.type == "cpu" and use_bf16(device, training=True):
+        use_amp, amp_dtype = True, torch.bfloat16
     ctx = _Context(
         model=model,
         train_loader=train_loader,
@@ -479,12 +485,13 @@ def fit(
         device=device,
         name=name,
         use_amp=use_amp,
+        amp_dtype=amp_dtype,
         input_transform=input_transform,
         val_metrics=val_metrics,
         progress=progress,
         optimizer=optimizer,
         scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type, enabled=use_amp),
+        scaler=torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype is None),
         trained=distributed.wrap(model, device),
         averaged=_averaged(model, stage.ema_decay),
     )

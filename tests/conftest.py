@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+# fp32 throughout unless a test asks for bf16 (DERC_BF16, runtime.use_bf16): the suite then trains and scores the
+# same on AMX and AVX2 machines; tests of the bf16 path set it themselves
+os.environ.setdefault("DERC_BF16", "0")
 
 
 @contextmanager

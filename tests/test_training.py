@@ -20,9 +20,9 @@ from derc.runtime import (
     cache_budget_mb,
     configure_threads,
     data_workers,
-    inference_bf16,
     pick_device,
     seed_everything,
+    use_bf16,
     worker_init_fn,
 )
 from derc.training import EarlyStopping, fit
@@ -307,6 +307,30 @@ def test_no_validation_uses_train_loss_and_transform_runs_without_grad(tmp_path)
     assert result.best_val_loss == min(row["train_loss"] for row in result.history)
 
 
+def test_bf16_training_on_the_cpu(tmp_path, monkeypatch) -> None:
+    """Config.amp on a CPU with DERC_BF16=1: bfloat16 autocast, no scaler; the net still learns."""
+    monkeypatch.setenv("DERC_BF16", "1")
+    seed_everything(0)
+    model = _small_net()
+    data = _regression_data(0, n=64)
+    seen: list[torch.dtype] = []
+    model[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    result = fit(
+        model,
+        train_loader=DataLoader(data, batch_size=8, shuffle=True),
+        val_loader=DataLoader(data, batch_size=len(data)),
+        loss_fn=lambda out, tgt: nn.functional.mse_loss(out.float(), tgt),
+        stage=StageConfig(epochs=6, lr=1e-2, early_stopping_patience=10),
+        device=CPU,
+        name="bf16",
+        log_dir=tmp_path,
+        progress=False,
+    )
+    assert torch.bfloat16 in seen and all(p.dtype == torch.float32 for p in model.parameters())
+    losses = [row["val_loss"] for row in result.history]
+    assert all(math.isfinite(v) for v in losses) and min(losses) < 0.5 * losses[0], losses
+
+
 def test_runtime_helpers(monkeypatch) -> None:
     assert configure_threads(1) == 1 and torch.get_num_threads() == 1
     monkeypatch.setenv("DERC_DEVICE", "cpu")
@@ -317,12 +341,13 @@ def test_runtime_helpers(monkeypatch) -> None:
             pick_device("cuda")
     for value, expected in (("1", True), ("0", False), ("off", False)):
         monkeypatch.setenv("DERC_BF16", value)
-        assert inference_bf16(CPU) is expected
+        assert use_bf16(CPU) is expected
     monkeypatch.setenv("DERC_BF16", "maybe")
     with pytest.raises(ValueError, match="DERC_BF16"):
-        inference_bf16(CPU)
+        use_bf16(CPU)
     monkeypatch.delenv("DERC_BF16")
-    assert isinstance(inference_bf16(CPU), bool)  # auto: the CPU's AMX tiles decide
+    assert isinstance(use_bf16(CPU), bool)  # auto: the CPU's AMX tiles decide at inference
+    assert use_bf16(CPU, training=True) is False  # and training keeps fp32 unless asked
     seed_everything(5)
     first = (np.random.rand(), torch.rand(1).item())  # noqa: NPY002 - checking the legacy global stream
     seed_everything(5)
