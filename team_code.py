@@ -59,6 +59,6 @@ def run_models(record, digitization_model, classification_model, verbose):
         digitizer=digitization_model,
         record=record,
     )
-    labels = classification_model.labels(probabilities)
+    labels = classification_model.labels(probabilities, image_only=signal is None)
     # the signal is the record's digitization only where it is worth it (Digitizer.for_model); else None
     return (signal if digitization_model is not None else None), labels

@@ -28,7 +28,7 @@ from derc.models.unet import UNet
 from derc.runtime import BF16_ENV, configure_threads, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
-from derc.thresholds import load_threshold_info, load_thresholds
+from derc.thresholds import load_image_thresholds, load_threshold_info, load_thresholds
 
 log = logging.getLogger("derc")
 
@@ -52,6 +52,9 @@ class DercModel:
     signal_classifier: nn.Module | None = None
     signal_weight: float | np.ndarray = 0.0
     bf16: bool = False  # forward passes under bfloat16 autocast (runtime.use_bf16)
+    # A signal branch's thresholds for the image probabilities alone (a page the digitizer could not read);
+    # None: ``thresholds`` serve both (models without a signal branch, or trained before these existed).
+    image_thresholds: np.ndarray | None = None
 
     @classmethod
     def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
@@ -71,7 +74,7 @@ class DercModel:
         unet = fuse_conv_bn(unet.eval()).to(device).to(memory_format=torch.channels_last)
         classifier = fuse_conv_bn(classifier.eval()).to(device).to(memory_format=torch.channels_last)
         denoiser = build_denoiser(config, unet).to(device)
-        signal_classifier, weight = None, 0.0
+        signal_classifier, weight, image_thresholds = None, 0.0, None
         if config.signal_branch:
             if mf.SIGNAL_CLASSIFIER_FILE not in paths:
                 raise ModelFolderError(
@@ -80,11 +83,14 @@ class DercModel:
                 )
             signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
             weight = _signal_weight(load_threshold_info(paths[mf.THRESHOLDS_FILE]), paths[mf.THRESHOLDS_FILE])
+            image_thresholds = load_image_thresholds(paths[mf.THRESHOLDS_FILE])
             import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
         bf16 = use_bf16(device)
         if bf16:
             log.info("inference runs its forward passes in bfloat16 on %s (%s=0 keeps fp32)", device, BF16_ENV)
-        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16)
+        return cls(
+            config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_thresholds
+        )
 
     @property
     def reads_signal(self) -> bool:
@@ -171,11 +177,15 @@ class DercModel:
             signal = reader.signal(ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=pages)
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
-    def labels(self, probabilities: np.ndarray) -> list[str]:
-        return decode(probabilities, self.thresholds)
+    def labels(self, probabilities: np.ndarray, *, image_only: bool = False) -> list[str]:
+        """The labels whose probability reaches its threshold. ``image_only``: the probabilities are the image
+        classifier's alone (no signal was read), decoded with the image route's thresholds where the model has
+        them (a signal branch's blend thresholds are fitted to the blend, not to these)."""
+        use_image = image_only and self.reads_signal and self.image_thresholds is not None
+        return decode(probabilities, self.image_thresholds if use_image else self.thresholds)
 
     def classify(self, images: Sequence[np.ndarray]) -> list[str]:
-        return self.labels(self.probabilities(self.denoise(images)))
+        return self.labels(self.probabilities(self.denoise(images)), image_only=True)
 
 
 def _signal_weight(info: dict, path) -> np.ndarray:

@@ -337,7 +337,8 @@ def fit_thresholds(
     """Per-label Youden thresholds on the classifier's validation views (one fixed rendering per record).
 
     With ``signal`` (stage C) the thresholds are fitted on the blend of image and signal probabilities, whose
-    weight is chosen first on the same validation records (``val_records``: the views' record paths in order).
+    weight is chosen first on the same validation records (``val_records``: the views' record paths in order),
+    and the image probabilities alone get thresholds of their own (``info["image_thresholds"]``).
     """
     if not len(val_set):
         log.warning("no validation records: every threshold falls back to 0.5")
@@ -347,7 +348,10 @@ def fit_thresholds(
     y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
     extra = {}
     if signal is not None:
-        y_prob, extra = _blend_validation(y_true, y_prob, signal, val_records, config, device)
+        # the image route alone gets its own thresholds, for records whose page cannot be digitized
+        extra["image_thresholds"] = youden_thresholds_with_info(y_true, y_prob)[0].tolist()
+        y_prob, blend_info = _blend_validation(y_true, y_prob, signal, val_records, config, device)
+        extra |= blend_info
     thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:

@@ -119,12 +119,22 @@ def load_thresholds(path: str | os.PathLike[str]) -> np.ndarray:
         )
     if document.get("labels") != list(LABELS):
         raise ModelFolderError(f"thresholds file {path} is for labels {document.get('labels')!r}, not {list(LABELS)}")
-    raw = document.get("thresholds")
+    return _threshold_values(document.get("thresholds"), path, "thresholds")
+
+
+def load_image_thresholds(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The image route's own thresholds of a model with a signal branch (``info["image_thresholds"]``), for
+    records whose page could not be digitized; None when the file has none (older or image-only models)."""
+    raw = load_threshold_info(path).get("image_thresholds")
+    return None if raw is None else _threshold_values(raw, path, "image_thresholds")
+
+
+def _threshold_values(raw: Any, path: str | os.PathLike[str], what: str) -> np.ndarray:
     if not isinstance(raw, list) or len(raw) != len(LABELS):
-        raise ModelFolderError(f"thresholds file {path} must hold {len(LABELS)} thresholds")
+        raise ModelFolderError(f"thresholds file {path} must hold {len(LABELS)} {what}")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
-        raise ModelFolderError(f"thresholds file {path} holds non-numeric thresholds")
+        raise ModelFolderError(f"thresholds file {path} holds non-numeric {what}")
     values = np.asarray(raw, dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 1)):
-        raise ModelFolderError(f"thresholds file {path} holds values outside [0, 1]: {raw}")
+        raise ModelFolderError(f"thresholds file {path} holds {what} outside [0, 1]: {raw}")
     return values

@@ -165,6 +165,12 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     model = DercModel.load(tmp_path / "model")
     assert model.signal_classifier is not None and model.signal_weight.tolist() == info["signal_weight"]
     model = dataclasses.replace(model, signal_weight=0.5)  # whatever validation chose, the blend path runs
+    # the image route has thresholds of its own, used when no signal was read
+    assert model.image_thresholds is not None and model.image_thresholds.tolist() == info["image_thresholds"]
+    lower, higher = model.image_thresholds < model.thresholds, model.image_thresholds > model.thresholds
+    between = np.where(lower | higher, 0.5 * (model.thresholds + model.image_thresholds), -1.0)
+    assert model.labels(between, image_only=True) == [name for name, on in zip(LABELS, lower) if on]
+    assert model.labels(between) == [name for name, on in zip(LABELS, higher) if on]
     entry = index_records(data, names[:1])[0]
     record = read_signal(entry.path)
     page = render_ecg(record.signal, record.fs, dpi=40.0, rng=np.random.default_rng(1)).noisy

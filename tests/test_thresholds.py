@@ -9,7 +9,13 @@ import pytest
 
 from derc.errors import ModelFolderError
 from derc.labels import LABELS
-from derc.thresholds import load_thresholds, save_thresholds, youden_thresholds, youden_thresholds_with_info
+from derc.thresholds import (
+    load_image_thresholds,
+    load_thresholds,
+    save_thresholds,
+    youden_thresholds,
+    youden_thresholds_with_info,
+)
 
 
 def _case() -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +98,17 @@ def test_invalid_thresholds_file_is_refused(tmp_path, change: dict, message: str
     path.write_text(json.dumps(document))
     with pytest.raises(ModelFolderError, match=message):
         load_thresholds(path)
+
+
+def test_image_route_thresholds(tmp_path) -> None:
+    path = tmp_path / "thresholds.json"
+    save_thresholds(path, np.full(len(LABELS), 0.5))
+    assert load_image_thresholds(path) is None  # older models: the main thresholds serve both routes
+    save_thresholds(path, np.full(len(LABELS), 0.5), info={"image_thresholds": [0.25] * len(LABELS)})
+    assert load_image_thresholds(path).tolist() == [0.25] * len(LABELS)
+    save_thresholds(path, np.full(len(LABELS), 0.5), info={"image_thresholds": [1.5] * len(LABELS)})
+    with pytest.raises(ModelFolderError, match="image_thresholds outside"):
+        load_image_thresholds(path)
 
 
 def test_missing_or_garbled_thresholds_file(tmp_path) -> None:
