@@ -25,7 +25,7 @@ from derc.images import resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.runtime import BF16_ENV, configure_threads, pick_device, use_bf16
+from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import load_image_thresholds, load_threshold_info, load_thresholds
@@ -87,7 +87,9 @@ class DercModel:
             import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
         bf16 = use_bf16(device)
         if bf16:
-            log.info("inference runs its forward passes in bfloat16 on %s (%s=0 keeps fp32)", device, BF16_ENV)
+            log.info("inference runs its forward passes in bfloat16 on %s (%s=1)", device, BF16_ENV)
+        elif device.type == "cpu" and cpu_has_fast_bf16():
+            log.info("this CPU runs bfloat16 ~1.8x faster: %s=1 uses it (labels of ~5%% of records may move)", BF16_ENV)
         return cls(
             config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_thresholds
         )

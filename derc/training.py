@@ -474,7 +474,7 @@ def fit(
     scheduler = make_scheduler(optimizer, stage, _count(train_loader, stage.max_steps_per_epoch), name)
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = None
-    if bool(amp) and device.type == "cpu" and use_bf16(device, training=True):
+    if bool(amp) and device.type == "cpu" and use_bf16(device):
         use_amp, amp_dtype = True, torch.bfloat16
     ctx = _Context(
         model=model,

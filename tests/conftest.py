@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import torch
 
-# fp32 throughout unless a test asks for bf16 (DERC_BF16, runtime.use_bf16): the suite then trains and scores the
-# same on AMX and AVX2 machines; tests of the bf16 path set it themselves
-os.environ.setdefault("DERC_BF16", "0")
+# fp32 throughout unless a test asks for bf16 (DERC_BF16, runtime.use_bf16), even where a developer's shell
+# turned it on; tests of the bf16 path set it themselves
+os.environ["DERC_BF16"] = "0"
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from derc.errors import ModelFolderError
 from derc.runtime import (
     cache_budget_mb,
     configure_threads,
+    cpu_has_fast_bf16,
     data_workers,
     pick_device,
     seed_everything,
@@ -346,8 +347,8 @@ def test_runtime_helpers(monkeypatch) -> None:
     with pytest.raises(ValueError, match="DERC_BF16"):
         use_bf16(CPU)
     monkeypatch.delenv("DERC_BF16")
-    assert isinstance(use_bf16(CPU), bool)  # auto: the CPU's AMX tiles decide at inference
-    assert use_bf16(CPU, training=True) is False  # and training keeps fp32 unless asked
+    assert use_bf16(CPU) is False  # fp32 unless asked, whatever the CPU
+    assert isinstance(cpu_has_fast_bf16(), bool)
     seed_everything(5)
     first = (np.random.rand(), torch.rand(1).item())  # noqa: NPY002 - checking the legacy global stream
     seed_everything(5)
