@@ -75,7 +75,7 @@ def hardware_flops(device: torch.device, size: int) -> dict[str, float]:
 
 def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> dict[str, float]:
     """Seconds, FLOPs and FLOP/s (fp32) of one image through the UNet and the classifier; with the model's bf16
-    autocast (AMX CPUs, ``DERC_BF16``) also their seconds under it, as ``run_models`` runs them."""
+    autocast (``DERC_BF16=1``) also their seconds under it, as ``run_models`` runs them."""
     x = torch.rand(1, 3, *shape, device=model.device).contiguous(memory_format=torch.channels_last)
     out = {}
     with torch.inference_mode():

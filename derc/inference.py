@@ -28,7 +28,7 @@ from derc.models.unet import UNet
 from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
-from derc.thresholds import load_image_thresholds, load_threshold_info, load_thresholds
+from derc.thresholds import image_thresholds, load_threshold_info, load_thresholds
 
 log = logging.getLogger("derc")
 
@@ -74,7 +74,7 @@ class DercModel:
         unet = fuse_conv_bn(unet.eval()).to(device).to(memory_format=torch.channels_last)
         classifier = fuse_conv_bn(classifier.eval()).to(device).to(memory_format=torch.channels_last)
         denoiser = build_denoiser(config, unet).to(device)
-        signal_classifier, weight, image_thresholds = None, 0.0, None
+        signal_classifier, weight, image_only = None, 0.0, None
         if config.signal_branch:
             if mf.SIGNAL_CLASSIFIER_FILE not in paths:
                 raise ModelFolderError(
@@ -82,17 +82,16 @@ class DercModel:
                     f"{mf.SIGNAL_CLASSIFIER_FILE}"
                 )
             signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
-            weight = _signal_weight(load_threshold_info(paths[mf.THRESHOLDS_FILE]), paths[mf.THRESHOLDS_FILE])
-            image_thresholds = load_image_thresholds(paths[mf.THRESHOLDS_FILE])
+            info = load_threshold_info(paths[mf.THRESHOLDS_FILE])
+            weight = _signal_weight(info, paths[mf.THRESHOLDS_FILE])
+            image_only = image_thresholds(info, paths[mf.THRESHOLDS_FILE])
             import derc.digitize  # noqa: F401  (compiles the tracer now, in load_models, not on the first record)
         bf16 = use_bf16(device)
         if bf16:
             log.info("inference runs its forward passes in bfloat16 on %s (%s=1)", device, BF16_ENV)
         elif device.type == "cpu" and cpu_has_fast_bf16():
             log.info("this CPU runs bfloat16 ~1.8x faster: %s=1 uses it (labels of ~5%% of records may move)", BF16_ENV)
-        return cls(
-            config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_thresholds
-        )
+        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
 
     @property
     def reads_signal(self) -> bool:

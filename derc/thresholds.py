@@ -122,10 +122,11 @@ def load_thresholds(path: str | os.PathLike[str]) -> np.ndarray:
     return _threshold_values(document.get("thresholds"), path, "thresholds")
 
 
-def load_image_thresholds(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The image route's own thresholds of a model with a signal branch (``info["image_thresholds"]``), for
-    records whose page could not be digitized; None when the file has none (older or image-only models)."""
-    raw = load_threshold_info(path).get("image_thresholds")
+def image_thresholds(info: dict[str, Any], path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The image route's own thresholds of a model with a signal branch (``info["image_thresholds"]`` of the
+    thresholds file at ``path``, as :func:`load_threshold_info` reads it), for records whose page could not be
+    digitized; None when the file has none (older or image-only models)."""
+    raw = info.get("image_thresholds")
     return None if raw is None else _threshold_values(raw, path, "image_thresholds")
 
 

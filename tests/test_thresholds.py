@@ -10,7 +10,8 @@ import pytest
 from derc.errors import ModelFolderError
 from derc.labels import LABELS
 from derc.thresholds import (
-    load_image_thresholds,
+    image_thresholds,
+    load_threshold_info,
     load_thresholds,
     save_thresholds,
     youden_thresholds,
@@ -103,12 +104,14 @@ def test_invalid_thresholds_file_is_refused(tmp_path, change: dict, message: str
 def test_image_route_thresholds(tmp_path) -> None:
     path = tmp_path / "thresholds.json"
     save_thresholds(path, np.full(len(LABELS), 0.5))
-    assert load_image_thresholds(path) is None  # older models: the main thresholds serve both routes
+    assert (
+        image_thresholds(load_threshold_info(path), path) is None
+    )  # older models: the main thresholds serve both routes
     save_thresholds(path, np.full(len(LABELS), 0.5), info={"image_thresholds": [0.25] * len(LABELS)})
-    assert load_image_thresholds(path).tolist() == [0.25] * len(LABELS)
+    assert image_thresholds(load_threshold_info(path), path).tolist() == [0.25] * len(LABELS)
     save_thresholds(path, np.full(len(LABELS), 0.5), info={"image_thresholds": [1.5] * len(LABELS)})
     with pytest.raises(ModelFolderError, match="image_thresholds outside"):
-        load_image_thresholds(path)
+        image_thresholds(load_threshold_info(path), path)
 
 
 def test_missing_or_garbled_thresholds_file(tmp_path) -> None:
