@@ -184,7 +184,8 @@ def _fit_layout_rows(
     that tall QRS complexes or deep S waves leave between a 6x2 page's rows must not make it a 12x1 page. The
     precision is the F1's other half: the share of that peak weight the fitted rows account for.
     """
-    base = np.asarray(page_layout(name).row_baselines_mm())
+    lay = page_layout(name)
+    base = np.asarray(lay.row_baselines_mm())
     ppmm = h / PAGE_HEIGHT_MM
     tol = 2.5 * ppmm
     if peaks.size == 0:
@@ -200,7 +201,7 @@ def _fit_layout_rows(
     f1 = 2.0 * matched / (base.size + weight.sum())
     # where the peaks fit equally well at offsets whole row pitches apart (a page missing its top or bottom rows,
     # whose rows are evenly spaced), the page is taken as in place rather than shifted by rows
-    shift = np.rint(np.abs(b) / (page_layout(name).row_pitch_mm * ppmm))
+    shift = np.rint(np.abs(b) / (lay.row_pitch_mm * ppmm))
     order = np.lexsort((resid.ravel(), shift.ravel(), -np.round(f1, 9).ravel()))[0]
     ia, ib = np.unravel_index(order, f1.shape)
     best_a, best_b = float(a[ia]), float(b[ia, ib])
