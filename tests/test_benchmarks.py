@@ -43,6 +43,16 @@ def test_accuracy_smoke(tmp_path) -> None:
     assert all(0 <= v["macro_f"] <= 1 for v in row["variants"].values())
 
 
+@pytest.mark.slow
+def test_foreign_smoke(tmp_path) -> None:
+    """A model on pages of the independent renderer: both sets scored, the foreign one by what its pages show."""
+    row = _run("bench_foreign.py", tmp_path)
+    assert row["records"] == 4 and set(row) >= {"own", "foreign"}
+    assert all(0 <= row[name]["macro_f"] <= 1 and row[name]["records"] == 4 for name in ("own", "foreign"))
+    assert set(row["foreign"]["by_grid"]) <= {"red", "grey", "hue", "none"}
+    assert sum(v["records"] for v in row["foreign"]["by_layout"].values()) == 4
+
+
 def test_signal_ceiling_smoke(tmp_path) -> None:
     row = _run("bench_signal_ceiling.py", tmp_path)
     assert row["smoke"] and row["hz"] == 25 and len(row["val_auroc_per_epoch"]) == 1

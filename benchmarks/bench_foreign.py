@@ -1,0 +1,205 @@
+"""A trained model on pages of another renderer: how much of its score is owed to our own rendering?
+
+    python benchmarks/bench_foreign.py --model runs/bench_accuracy/model-signal \\
+        --test runs/bench_accuracy/test-n3000-500-s0-dpi100-balanced [--records 500] [--seed 0]
+    python benchmarks/bench_foreign.py --smoke      # a random-weight tiny model, 4 records (CI)
+
+The test records (signals and labels) are drawn twice: as they are (the package renderer's pages) and by
+``foreign_pages.py``, an independent matplotlib renderer with its own page geometry, grid colours, fonts and
+photo degradations, which the model never saw in training. Each set is run with run_model.py and scored
+with evaluate_model.py (macro F); per-label AUROC comes from the model's probabilities on the same pages, for
+the model's output and for the image route alone; with a signal branch, also how many pages the digitizer
+refused and the SNR (dB, as the Challenge scores it) of the signals it read. Appends one line to
+benchmarks/results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import ROOT, append_result, random_model, synth
+from foreign_pages import Drawn, draw_page
+from sklearn.metrics import f1_score, roc_auc_score
+from tqdm import tqdm
+
+from derc.config import get_preset
+from derc.digitize.evaluation import challenge_snr
+from derc.fileio import atomic_path
+from derc.images import load_record_images
+from derc.inference import DercModel, Digitizer
+from derc.labels import LABELS, LEADS
+from derc.records import index_records, write_test_inputs
+from derc.signals import read_signal
+from helper_code import get_image_files, load_images
+
+
+def foreign_copy(source: Path, target: Path, records: list[str], seed: int, dpi: float) -> dict[str, Drawn]:
+    """Copy ``records`` (header, signal) to ``target`` with their pages redrawn by the foreign renderer under
+    the same file names (3x4 three times in four, as on most printouts); returns what each record's page shows."""
+    target.mkdir(parents=True, exist_ok=True)
+    drawn = {}
+    for i, record in enumerate(tqdm(records, desc="foreign pages", leave=False)):
+        rng = np.random.default_rng([seed, i])
+        layout = "3x4" if rng.random() < 0.75 else "6x2"
+        for suffix in (".hea", ".dat"):
+            shutil.copyfile(source / f"{record}{suffix}", target / f"{record}{suffix}")
+        data = read_signal(source / record)  # in LEADS order, as foreign_pages draws them
+        for name in get_image_files(str(source / record)):
+            page, drawn[record] = draw_page(data.signal, data.fs, rng=rng, layout=layout, dpi=dpi)
+            ok, buffer = cv2.imencode(".png", page[..., ::-1])
+            if not ok:
+                raise OSError(f"could not encode {target / name}")
+            with atomic_path(target / name) as tmp:
+                tmp.write_bytes(buffer.tobytes())
+    return drawn
+
+
+def subset_copy(source: Path, target: Path, records: list[str]) -> None:
+    """The same records with their own pages (hard links where the file system allows)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        for path in source.glob(f"{record}*"):
+            if not (target / path.name).exists():
+                try:
+                    os.link(path, target / path.name)
+                except OSError:
+                    shutil.copyfile(path, target / path.name)
+
+
+def official_f(model: Path, data: Path, work: Path) -> float:
+    """Macro F of run_model.py's outputs as evaluate_model.py scores them."""
+    inputs, outputs = work / f"inputs-{data.name}", work / f"outputs-{data.name}"
+    shutil.rmtree(inputs, ignore_errors=True)
+    shutil.rmtree(outputs, ignore_errors=True)
+    write_test_inputs(data, inputs)
+    run = [sys.executable, "run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"]
+    subprocess_run(run)
+    text = subprocess_run([sys.executable, "evaluate_model.py", "-d", str(data), "-o", str(outputs)])
+    return float(re.search(r"F-measure:\s*([-\d.na]+)", text).group(1))
+
+
+def subprocess_run(args: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+
+def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[str, dict[str, str]]) -> dict:
+    """Macro AUROC of the model's output and of its image route alone, macro F (sklearn, labels present) of
+    its labels, each also per group of records (``groups``: {"grid": {record: "red"}, ...}); the digitizer's
+    refusals, and the SNR of what it read on the first ``snr_records`` pages (aligning as evaluate_model does
+    costs ~5 s a record)."""
+    model = DercModel.load(model_folder)
+    names = sorted(p.stem for p in data.glob("*.hea"))
+    entries = index_records(data, names)
+    digitizer = Digitizer() if model.reads_signal else None
+    probs, image_probs, decided, truth, snr, refused = [], [], [], [], [], 0
+    for entry in tqdm(entries, desc=data.name, leave=False):
+        images = load_record_images(entry.path, get_image_files(entry.path), load_images)
+        record = read_signal(entry.path)
+        pages = model.fit_inputs(images)
+        ink = model.denoise(pages)
+        signal = None
+        if digitizer is not None:
+            n = record.signal.shape[0]
+            signal = digitizer.signal(ink, fs=record.fs, num_samples=n, leads=list(LEADS), images=pages)
+            if signal is None:
+                refused += 1
+            elif len(snr) < snr_records:
+                snr.append(float(np.mean(challenge_snr(record.signal, signal, record.fs))))
+        probs.append(model.probabilities(ink, signal=signal, fs=record.fs, leads=list(LEADS)))
+        image_probs.append(model.probabilities(ink))
+        decided.append(np.isin(LABELS, model.labels(probs[-1], image_only=signal is None)))
+        truth.append(entry.labels)
+    y, p, p_image, labels = np.array(truth), np.array(probs), np.array(image_probs), np.array(decided)
+
+    def scores(rows: np.ndarray) -> dict[str, float]:
+        yy = y[rows]
+        both = [j for j in range(len(LABELS)) if 0 < yy[:, j].sum() < len(yy)]
+        present = [j for j in range(len(LABELS)) if yy[:, j].any()]
+        out = {"records": int(rows.sum())}
+        if both:
+            out["macro_auroc"] = float(np.mean([roc_auc_score(yy[:, j], p[rows, j]) for j in both]))
+            out["macro_auroc_image"] = float(np.mean([roc_auc_score(yy[:, j], p_image[rows, j]) for j in both]))
+        if present:
+            out["macro_f_sklearn"] = float(np.mean([f1_score(yy[:, j], labels[rows, j]) for j in present]))
+        return out
+
+    out = scores(np.ones(len(y), dtype=bool))
+    for group, of_record in groups.items():
+        kinds = np.array([of_record.get(name, "") for name in names])
+        out[f"by_{group}"] = {kind: scores(kinds == kind) for kind in sorted(set(kinds))}
+    if digitizer is not None:
+        out |= {
+            "refused": refused,
+            "snr_db_median": float(np.median(snr)) if snr else float("nan"),
+            "snr_db_mean": float(np.mean(snr)) if snr else float("nan"),
+            "snr_records": len(snr),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="a trained model folder")
+    parser.add_argument("--test", type=Path, help="labelled test records with signals and one page each")
+    parser.add_argument("--records", type=int, default=500, help="the first N test records")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the foreign pages")
+    parser.add_argument("--dpi", type=float, default=100.0, help="dpi of the foreign pages")
+    parser.add_argument("--snr-records", type=int, default=40, help="pages whose digitized signal is scored")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_foreign")
+    parser.add_argument("--smoke", action="store_true", help="random-weight tiny model, 4 records")
+    args = parser.parse_args(argv)
+    scratch = None
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix="bench_foreign_"))
+        args.workdir, args.records = scratch, 4
+        args.test = scratch / "test"
+        synth(args.test, 4, 10_000, images=1, dpi=60.0)
+        args.model = random_model(scratch / "model", get_preset("tiny"))
+    elif args.model is None or args.test is None:
+        parser.error("--model and --test are required (or --smoke)")
+    records = sorted(p.stem for p in args.test.glob("*.hea"))[: args.records]
+    tag = f"{args.test.name}-n{len(records)}"
+    own, foreign = args.workdir / f"own-{tag}", args.workdir / f"foreign-{tag}-s{args.seed}-dpi{args.dpi:g}"
+    started = time.perf_counter()
+    subset_copy(args.test, own, records)
+    drawn = foreign_copy(args.test, foreign, records, args.seed, args.dpi)
+    draw_s = time.perf_counter() - started
+    figures = {}
+    groups = {
+        "grid": {record: d.grid for record, d in drawn.items()},
+        "ink": {record: d.ink for record, d in drawn.items()},
+        "layout": {record: d.geometry.layout for record, d in drawn.items()},
+    }
+    for name, data in (("own", own), ("foreign", foreign)):
+        scored = read_pages(args.model, data, args.snr_records, groups if name == "foreign" else {})
+        figures[name] = {"macro_f": official_f(args.model, data, args.workdir), **scored}
+    append_result(
+        "accuracy_foreign",
+        {
+            "model": str(args.model),
+            "test": str(args.test),
+            "records": len(records),
+            "seed": args.seed,
+            "dpi": args.dpi,
+            "draw_s": round(draw_s, 1),
+            **figures,
+        },
+    )
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
