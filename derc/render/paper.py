@@ -39,9 +39,6 @@ from derc.render.layout import (
 
 SHIFT = 4  # sub-pixel bits for cv2 drawing
 _SCALE = 1 << SHIFT
-# shares of the grid colours a page is drawn with (the rest: a hue other than red)
-GRID_RED_SHARE = 0.7
-GRID_GREY_SHARE = 0.15
 FONT_NAMES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf")
 
 
@@ -62,22 +59,10 @@ class PaperStyle:
 
 
 def sample_style(rng: np.random.Generator) -> PaperStyle:
-    """Draw a paper style: a red/pink grid with a slightly varied hue on most pages, a grey one (black-and-white
-    printers, photocopies) or one of another hue (green, blue, orange, violet papers) on the rest; black or
-    dark-blue ink. Trained on red grids alone, the UNet lost the trace on blue-grid pages of another renderer
-    (``benchmarks/bench_foreign.py``)."""
-    kind = rng.random()
-    if kind < GRID_RED_SHARE:
-        hue = rng.uniform(-0.03, 0.04) % 1.0
-        major = _hsv(hue, rng.uniform(0.55, 0.85), rng.uniform(0.8, 1.0))
-        minor = _hsv(hue, rng.uniform(0.2, 0.45), 1.0)
-    elif kind < GRID_RED_SHARE + GRID_GREY_SHARE:
-        major = _hsv(0.0, 0.0, rng.uniform(0.45, 0.8))
-        minor = _hsv(0.0, 0.0, rng.uniform(0.78, 0.92))
-    else:
-        hue = rng.uniform(0.06, 0.94)
-        major = _hsv(hue, rng.uniform(0.5, 0.9), rng.uniform(0.6, 0.95))
-        minor = _hsv(hue, rng.uniform(0.15, 0.4), 1.0)
+    """Draw a paper style: red/pink grid with a slightly varied hue, black or dark-blue ink."""
+    hue = rng.uniform(-0.03, 0.04) % 1.0
+    major = _hsv(hue, rng.uniform(0.55, 0.85), rng.uniform(0.8, 1.0))
+    minor = _hsv(hue, rng.uniform(0.2, 0.45), 1.0)
     paper_tone = rng.uniform(248, 255)
     paper = (paper_tone, paper_tone - rng.uniform(0, 3), paper_tone - rng.uniform(0, 6))
     ink = (0.0, 0.0, 0.0) if rng.random() < 0.7 else (10.0, 20.0, rng.uniform(60, 110))
