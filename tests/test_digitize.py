@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import wfdb
@@ -121,8 +120,7 @@ def test_geometric_distortion_close_to_clean(signal: np.ndarray, distortion: str
     est = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS)
     ref, got = np.nanmean(shown_snr(signal, clean, "3x4")), np.nanmean(shown_snr(signal, est, "3x4"))
     print(distortion, "clean", round(float(ref), 2), "distorted", round(float(got), 2))
-    # measured over signals 3-5 (rng 5): rotation about -0.5 dB, perspective -0.8 to -2.6 dB (the draw decides)
-    assert got >= ref - 3.0, (ref, got)
+    assert got >= ref - 2.0, (ref, got)  # measured: rotation -0.5 dB, perspective -0.4 dB
 
 
 def test_noisy_renderings_floor() -> None:
@@ -260,32 +258,3 @@ def test_steep_strokes_keep_their_amplitude() -> None:
     print("gain of the reference on the estimate per lead:", np.round(gains, 3))
     assert abs(np.mean(gains) - 1.0) < 0.02, np.round(gains, 3)
     assert np.nanmean(shown_snr(sig, est, "3x4")) >= 19.0  # measured 20.3 (17.4 before)
-
-
-def test_the_voltage_scale_does_not_come_from_the_row_spacing() -> None:
-    """Printers place their rows where they like: a 3x4 page whose rows sit 35.5 mm apart (ours: 40 mm) from
-    50 mm down is read at its true 10 mm/mV. The voltage scale comes from the time axis (a row spans 10 s), not
-    from the layout fit's y scale, which stretches our layout's rows onto the page's (before: the estimate read
-    10% tall, gain 0.91)."""
-    sig = make_signal(3)
-    h, w = 896, 1152
-    ppmm_x, ppmm_y = w / 279.4, h / PAGE_HEIGHT_MM
-    canvas = np.zeros((h * 4, w * 4), dtype=np.uint8)  # drawn at 4x, area-resized: anti-aliased strokes
-    for p in page_layout("3x4").panels:
-        n0, n1 = round(p.t_start * FS), min(N, round(p.t_end * FS))
-        t = np.arange(n0, n1) / FS
-        x = (p.x_mm + (t - p.t_start) * 25.0) * ppmm_x
-        y = (50.0 + 35.5 * p.row - sig[n0:n1, LEADS.index(p.lead)] * 10.0) * ppmm_y
-        points = np.round(np.stack([x, y], 1) * 4 * 16).astype(np.int32)
-        cv2.polylines(canvas, [points], False, 255, thickness=round(0.35 * ppmm_x * 4), lineType=cv2.LINE_AA, shift=4)
-    ink = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    est = digitize(ink, fs=FS, num_samples=N, leads=LEADS).astype(np.float64)
-    mask = shown_mask("3x4", N, FS)
-    gains = []
-    for j in range(12):
-        ref, e = sig[mask[:, j], j], est[mask[:, j], j]
-        ok = np.isfinite(e)
-        ref, e = ref[ok] - np.median(ref[ok]), e[ok] - np.median(e[ok])
-        gains.append(np.sum(ref * e) / np.sum(e * e))
-    print("gain of the reference on the estimate per lead:", np.round(gains, 3))
-    assert abs(np.median(gains) - 1.0) < 0.04, np.round(gains, 3)

@@ -64,9 +64,6 @@ MIN_INK_LEVEL = 0.15
 # alone tilts the smoothed rows by up to ~0.9 mm (3.7 px on clean 896x1152 pages), the benchmark's
 # perspective by 0.2-2.5 mm
 RECTIFY_MIN_DRIFT_MM = 1.1
-# the y scales (row pitches) the layout fit tries, relative to the page height's; they place the rows only, the
-# voltage scale comes from the time axis (_amplitude_scale). Trying 0.8-1.25 changed no bench_digitize figure.
-ROW_PITCH_SCALES = np.linspace(0.88, 1.12, 25)
 # a row's time scale from its two trace ends is replaced by the printed grid's when they differ by more than
 # this fraction (undistorted pages: 0.03-0.2 %)
 GRID_SCALE_TOLERANCE = 0.02
@@ -194,7 +191,7 @@ def _fit_layout_rows(
     if peaks.size == 0:
         return 0.0, ppmm, 0.0, np.full(base.size, np.nan), 1.0
     weight = np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
-    a = ppmm * ROW_PITCH_SCALES
+    a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
     pred = a[:, None, None] * base[None, None, :] + b[:, :, None]  # (na, nb, nL)
     near, dist = _nearest(peaks, pred)  # (na, nb, nL)
@@ -742,19 +739,6 @@ def _mode(values: np.ndarray) -> float:
     return float(np.median(near)) if near.size else float(peak)
 
 
-def _amplitude_scale(fit: PageFit, shape: tuple[int, int]) -> float:
-    """Pixels per millimetre of the page's voltage axis, from its time axis.
-
-    The rows' spacing says nothing of the scale: printers place their rows where they like (the package's
-    renderer at a fixed pitch, ECG-Image-Kit's and others' elsewhere), so the layout fit's y scale (``fit.ay``)
-    is a scale only on pages drawn to our layouts. Each row's trace spans 10 s (250 mm), so its x scale is the
-    page's; the y scale is that times the image's own aspect (a page resized to the model's input is
-    stretched by a known ratio: ink maps are the whole letter page)."""
-    h, w = shape
-    aspect = (h / PAGE_HEIGHT_MM) / (w / PAGE_WIDTH_MM)
-    return float(np.median(fit.row_ax)) * aspect if fit.row_ax else fit.ay
-
-
 def _lead_index(leads: Sequence[str]) -> dict[str, int]:
     return {str(name).strip().lower(): i for i, name in enumerate(leads)}
 
@@ -854,7 +838,7 @@ def _trace_panels(
     rhythm = {p.lead.lower() for p in lay.panels if p.t_end - p.t_start >= 10.0 - 1e-6 and len(lay.panels) > 12}
     pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, fit.ay, c0, c1, resets, pen)
-    mm_per_px_y = 1.0 / (_amplitude_scale(fit, ink.shape) * GAIN_MM_PER_MV)
+    mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
     shifts = _grid_shifts(grid, ink, fit, lay, fs, phases) if grid is not None else [None] * rows_px.size
     for p in lay.panels:
         col = index.get(p.lead.lower())
