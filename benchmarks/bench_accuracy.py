@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, accuracy_data, append_result
+from common import ROOT, accuracy_data, append_result, macro_f_of, run_script
 from sklearn.metrics import roc_auc_score
 
 from derc import modelfolder as mf
@@ -62,11 +59,6 @@ VARIANTS = {
     # DeRC plus stage C: the signal digitized from the UNet's ink map, classified and blended with the image's
     "signal": {"denoiser": "unet", "clean_inputs": False, "signal_branch": True},
 }
-
-
-def _script(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    return done.stdout
 
 
 def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -112,11 +104,11 @@ def evaluate(variant: str, work: Path, config, train_dir: Path, test_dir: Path, 
     train_s = time.perf_counter() - started
     outputs = work / f"outputs-{variant}"
     started = time.perf_counter()
-    _script(["run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"], env)
+    run_script(["run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"], env)
     run_s = time.perf_counter() - started
     table = work / f"per_class-{variant}.csv"
-    text = _script(["evaluate_model.py", "-d", str(test_dir), "-o", str(outputs), "-tb", str(table)], env)
-    macro_f = float(re.search(r"F-measure:\s*([-\d.na]+)", text).group(1))
+    text = run_script(["evaluate_model.py", "-d", str(test_dir), "-o", str(outputs), "-tb", str(table)], env)
+    macro_f = macro_f_of(text)
     with open(table, newline="") as handle:
         per_class_f = {row[0]: float(row[1]) for row in csv.reader(handle) if len(row) >= 2 and _number(row[1])}
     auroc, other_aurocs = aurocs(model, test_dir)

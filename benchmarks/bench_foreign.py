@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from common import ROOT, append_result, random_model, synth
+from common import ROOT, append_result, macro_f_of, random_model, run_script, synth
 from foreign_pages import Drawn, draw_page
 from sklearn.metrics import f1_score, roc_auc_score
 from tqdm import tqdm
@@ -67,7 +65,7 @@ def subset_copy(source: Path, target: Path, records: list[str]) -> None:
     """The same records with their own pages (hard links where the file system allows)."""
     target.mkdir(parents=True, exist_ok=True)
     for record in records:
-        for path in source.glob(f"{record}*"):
+        for path in [*source.glob(f"{record}.*"), *source.glob(f"{record}-*")]:  # not another record's
             if not (target / path.name).exists():
                 try:
                     os.link(path, target / path.name)
@@ -81,16 +79,8 @@ def official_f(model: Path, data: Path, work: Path) -> float:
     shutil.rmtree(inputs, ignore_errors=True)
     shutil.rmtree(outputs, ignore_errors=True)
     write_test_inputs(data, inputs)
-    run = [sys.executable, "run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"]
-    subprocess_run(run)
-    text = subprocess_run([sys.executable, "evaluate_model.py", "-d", str(data), "-o", str(outputs)])
-    return float(re.search(r"F-measure:\s*([-\d.na]+)", text).group(1))
-
-
-def subprocess_run(args: list[str]) -> str:
-    import subprocess
-
-    return subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    run_script(["run_model.py", "-d", str(inputs), "-m", str(model), "-o", str(outputs), "-f"])
+    return macro_f_of(run_script(["evaluate_model.py", "-d", str(data), "-o", str(outputs)]))
 
 
 def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[str, dict[str, str]]) -> dict:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -55,6 +57,17 @@ def append_result(name: str, figures: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with open(RESULTS, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, default=float) + "\n")
+
+
+def run_script(args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run one of the Challenge scripts (``run_model.py``, ``evaluate_model.py`` ...) from the root; its stdout."""
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def macro_f_of(evaluate_output: str) -> float:
+    """The macro F-measure that evaluate_model.py printed."""
+    return float(re.search(r"F-measure:\s*([-\d.na]+)", evaluate_output).group(1))
 
 
 def peak_rss_mb() -> float:
