@@ -20,6 +20,7 @@ from derc.render.layout import (
     page_size_px,
     px_per_mm,
 )
+from derc.render.paper import GRID_SHARES, grid_colours
 from derc.render.records import write_record_images
 
 FS = 250.0
@@ -228,3 +229,49 @@ def test_gallery_cli(tmp_path) -> None:
     assert main(["-o", str(out), "--width", "120", "--per-layout", "1", "--layouts", "3x4", "12x1"]) == 0
     sheet = cv2.imread(str(out))
     assert sheet is not None and sheet.shape[1] == 2 * 120 + 6
+
+
+def test_grid_colours_mix_red_grey_and_other_hues() -> None:
+    """``"mixed"`` draws red, grey and other-hue grids near their shares; each named kind looks like itself."""
+    rng = np.random.default_rng(0)
+    kinds = {"red": 0, "grey": 0, "hue": 0}
+    for _ in range(600):
+        _, major = grid_colours(rng, "mixed")
+        r, g, b = major
+        if max(major) - min(major) < 1e-6:
+            kinds["grey"] += 1
+        elif r >= g and r >= b and abs(g - b) < 0.25 * (r - min(g, b)) + 20:
+            kinds["red"] += 1
+        else:
+            kinds["hue"] += 1
+    for kind, share in GRID_SHARES.items():
+        assert abs(kinds[kind] / 600 - share) < 0.08, kinds
+    minor, major = grid_colours(np.random.default_rng(1), "grey")
+    assert max(minor) - min(minor) < 1e-6 and max(major) - min(major) < 1e-6 and sum(major) < sum(minor)
+    with pytest.raises(ValueError, match="grid must be one of"):
+        grid_colours(np.random.default_rng(1), "purple")  # type: ignore[arg-type]
+
+
+def test_a_named_grid_kind_draws_no_extra_number() -> None:
+    """Seeded red pages stay as they were before the mix: the named kind consumes the same draws as before."""
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    grid_colours(a, "red")
+    b.uniform(size=4)  # hue, major saturation and value, minor saturation; nothing else
+    assert a.random() == b.random()
+
+
+@pytest.mark.parametrize("grid", ["red", "grey", "hue"])
+def test_the_photo_grid_takes_the_asked_colour_and_the_clean_target_ignores_it(grid: str) -> None:
+    dpi = 40.0
+    red = render_ecg(known_signal(), FS, dpi=dpi, noise=CLEAN, rng=np.random.default_rng(3), grid="red")
+    other = render_ecg(known_signal(), FS, dpi=dpi, noise=CLEAN, rng=np.random.default_rng(3), grid=grid)
+    np.testing.assert_array_equal(red.clean, other.clean)
+    page = other.noisy.astype(np.float64)
+    lines = (page.min(axis=2) < 235) & (other.clean >= 250)  # darker than paper, not the trace
+    spread = (page.max(axis=2) - page.min(axis=2))[lines]
+    if grid == "grey":
+        assert np.median(spread) < 5
+    else:
+        assert np.median(spread) > 15
+    if grid == "red":
+        assert np.median(page[..., 0][lines] - page[..., 1][lines]) > 15

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from derc.labels import LEADS
-from derc.render import NoiseConfig, render_ecg
+from derc.render import GridColour, NoiseConfig, render_ecg
 from derc.render.layout import page_layout
 
 UNET_SHAPE = (896, 1152)  # (height, width) of the UNet's ink maps
@@ -55,9 +55,13 @@ def render_ink(
     noise: NoiseConfig = CLEAN,
     dpi: float = 200.0,
     shape: tuple[int, int] | None = UNET_SHAPE,
+    grid: GridColour = "red",
 ) -> InkPage:
-    """Render with :func:`derc.render.render_ecg` ; its clean image as ink, resized to ``shape`` (None: as is)."""
-    r = render_ecg(signal, fs, leads=LEADS, layout=layout, dpi=dpi, rng=rng, noise=noise)
+    """Render with :func:`derc.render.render_ecg` ; its clean image as ink, resized to ``shape`` (None: as is).
+
+    The grid is red unless asked otherwise: the photo's grid map (:mod:`derc.digitize.grid`) reads red grids.
+    """
+    r = render_ecg(signal, fs, leads=LEADS, layout=layout, dpi=dpi, rng=rng, noise=noise, grid=grid)
     ink = 1.0 - r.clean.astype(np.float32) / 255.0
     photo = r.noisy
     hom = r.page_to_image

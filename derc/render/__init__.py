@@ -10,7 +10,7 @@ import numpy as np
 from derc.labels import LEADS
 from derc.render.distort import NoiseConfig, distort
 from derc.render.layout import LAYOUTS, page_layout, page_size_px
-from derc.render.paper import draw_page
+from derc.render.paper import GridColour, draw_page
 
 DEFAULT_SEED = 20240101
 
@@ -36,11 +36,15 @@ def render_ecg(
     rng: np.random.Generator | None = None,
     noise: NoiseConfig | None = None,
     header_lines: Sequence[str] = (),
+    grid: GridColour = "mixed",
 ) -> Rendering:
-    """Draw ``signal`` ((samples, leads) in mV, NaN = not drawn) as a printout photo and its clean target."""
+    """Draw ``signal`` ((samples, leads) in mV, NaN = not drawn) as a printout photo and its clean target.
+
+    ``grid`` picks the grid colour (:func:`derc.render.paper.grid_colours`); ``"mixed"`` draws one per page.
+    """
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     noise = NoiseConfig() if noise is None else noise
-    page = draw_page(signal, fs, leads=leads, layout=layout, dpi=dpi, rng=rng, header_lines=header_lines)
+    page = draw_page(signal, fs, leads=leads, layout=layout, dpi=dpi, rng=rng, header_lines=header_lines, grid=grid)
     noisy, clean, homography = distort(page.paper, page.trace, rng, noise, dpi)
     return Rendering(noisy=noisy, clean=clean, page_to_image=homography, layout=layout, dpi=float(dpi))
 
@@ -48,4 +52,13 @@ def render_ecg(
 # records imports render_ecg from this package, so it is imported once render_ecg exists
 from derc.render.records import write_record_images  # noqa: E402
 
-__all__ = ["LAYOUTS", "NoiseConfig", "Rendering", "page_layout", "page_size_px", "render_ecg", "write_record_images"]
+__all__ = [
+    "LAYOUTS",
+    "GridColour",
+    "NoiseConfig",
+    "Rendering",
+    "page_layout",
+    "page_size_px",
+    "render_ecg",
+    "write_record_images",
+]

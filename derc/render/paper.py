@@ -13,6 +13,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -39,6 +40,10 @@ from derc.render.layout import (
 
 SHIFT = 4  # sub-pixel bits for cv2 drawing
 _SCALE = 1 << SHIFT
+# grid colours a page can be drawn with; "mixed" draws one per page with the shares below
+RGB = tuple[float, float, float]
+GridColour = Literal["mixed", "red", "grey", "hue"]
+GRID_SHARES: dict[str, float] = {"red": 0.7, "grey": 0.15, "hue": 0.15}
 FONT_NAMES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf")
 
 
@@ -46,10 +51,10 @@ FONT_NAMES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "De
 class PaperStyle:
     """Random-but-plausible look of one printout (colours in RGB 0..255, widths in mm)."""
 
-    paper: tuple[float, float, float]
-    minor: tuple[float, float, float]
-    major: tuple[float, float, float]
-    ink: tuple[float, float, float]
+    paper: RGB
+    minor: RGB
+    major: RGB
+    ink: RGB
     minor_width_mm: float
     major_width_mm: float
     trace_width_mm: float
@@ -58,11 +63,9 @@ class PaperStyle:
     separators: bool
 
 
-def sample_style(rng: np.random.Generator) -> PaperStyle:
-    """Draw a paper style: red/pink grid with a slightly varied hue, black or dark-blue ink."""
-    hue = rng.uniform(-0.03, 0.04) % 1.0
-    major = _hsv(hue, rng.uniform(0.55, 0.85), rng.uniform(0.8, 1.0))
-    minor = _hsv(hue, rng.uniform(0.2, 0.45), 1.0)
+def sample_style(rng: np.random.Generator, grid: GridColour = "mixed") -> PaperStyle:
+    """Draw a paper style: its grid colour (see :func:`grid_colours`), black or dark-blue ink, line widths, font."""
+    minor, major = grid_colours(rng, grid)
     paper_tone = rng.uniform(248, 255)
     paper = (paper_tone, paper_tone - rng.uniform(0, 3), paper_tone - rng.uniform(0, 6))
     ink = (0.0, 0.0, 0.0) if rng.random() < 0.7 else (10.0, 20.0, rng.uniform(60, 110))
@@ -78,6 +81,31 @@ def sample_style(rng: np.random.Generator) -> PaperStyle:
         grid_top_mm=float(rng.choice([0.0, HEADER_HEIGHT_MM - 5.0])),
         separators=bool(rng.random() < 0.8),
     )
+
+
+def grid_colours(rng: np.random.Generator, grid: GridColour = "mixed") -> tuple[RGB, RGB]:
+    """The (minor, major) grid line colours: a red/pink grid with a slightly varied hue, a grey one
+    (black-and-white printers, photocopies) or one of another hue (green, blue, orange, violet papers).
+
+    ``"mixed"`` draws the kind by :data:`GRID_SHARES`; a named kind draws no extra number, so seeded
+    red pages are the same as before the mix existed. Trained on red grids alone, the UNet lost the trace
+    on the blue- and green-grid pages of another renderer (``benchmarks/bench_foreign.py``).
+    """
+    if grid == "mixed":
+        kinds = list(GRID_SHARES)
+        grid = kinds[int(rng.choice(len(kinds), p=list(GRID_SHARES.values())))]
+    if grid == "red":
+        hue = rng.uniform(-0.03, 0.04) % 1.0
+        major = _hsv(hue, rng.uniform(0.55, 0.85), rng.uniform(0.8, 1.0))
+        return _hsv(hue, rng.uniform(0.2, 0.45), 1.0), major
+    if grid == "grey":
+        major = _hsv(0.0, 0.0, rng.uniform(0.45, 0.8))
+        return _hsv(0.0, 0.0, rng.uniform(0.78, 0.92)), major
+    if grid == "hue":
+        hue = rng.uniform(0.06, 0.94)
+        major = _hsv(hue, rng.uniform(0.5, 0.9), rng.uniform(0.6, 0.95))
+        return _hsv(hue, rng.uniform(0.15, 0.4), 1.0), major
+    raise ValueError(f"grid must be one of mixed, {', '.join(GRID_SHARES)}; got {grid!r}")
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
@@ -335,6 +363,7 @@ def draw_page(
     dpi: float = 200.0,
     rng: np.random.Generator,
     header_lines: Sequence[str] = (),
+    grid: GridColour = "mixed",
 ) -> Page:
     """Render the undistorted printout and the waveform-only ink mask on the same geometry."""
     signal = np.asarray(signal, dtype=np.float64)
@@ -346,7 +375,7 @@ def draw_page(
         raise ValueError(f"fs must be positive, got {fs}")
     geometry = page_layout(layout)
     shape = page_size_px(dpi)
-    style = sample_style(rng)
+    style = sample_style(rng, grid)
     trace = np.zeros(shape, dtype=np.uint8)
     draw_traces(trace, signal, fs, leads, geometry, dpi, style.trace_width_mm)
     ink = trace.copy()
