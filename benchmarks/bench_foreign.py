@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from common import ROOT, append_result, macro_f_of, random_model, run_script, synth
 from foreign_pages import Drawn, draw_page
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from derc.config import get_preset
 from derc.digitize.evaluation import challenge_snr
-from derc.fileio import atomic_path
+from derc.fileio import write_png_atomic
 from derc.images import load_record_images
 from derc.inference import DercModel, Digitizer
 from derc.labels import LABELS, LEADS
@@ -53,11 +52,7 @@ def foreign_copy(source: Path, target: Path, records: list[str], seed: int, dpi:
         data = read_signal(source / record)  # in LEADS order, as foreign_pages draws them
         for name in get_image_files(str(source / record)):
             page, drawn[record] = draw_page(data.signal, data.fs, rng=rng, layout=layout, dpi=dpi)
-            ok, buffer = cv2.imencode(".png", page[..., ::-1])
-            if not ok:
-                raise OSError(f"could not encode {target / name}")
-            with atomic_path(target / name) as tmp:
-                tmp.write_bytes(buffer.tobytes())
+            write_png_atomic(target / name, page)
     return drawn
 
 

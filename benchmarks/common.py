@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -24,7 +23,7 @@ if str(ROOT) not in sys.path:
 from derc import modelfolder as mf  # noqa: E402
 from derc.checkpoints import save_weights  # noqa: E402
 from derc.config import Config  # noqa: E402
-from derc.fileio import atomic_path  # noqa: E402
+from derc.fileio import write_png_atomic  # noqa: E402
 from derc.models.factory import build_classifier_for, build_unet  # noqa: E402
 from derc.render import NoiseConfig, render_ecg, write_record_images  # noqa: E402
 from derc.signal_stage import build_signal_classifier  # noqa: E402
@@ -94,10 +93,7 @@ def image_writer(count: int, dpi: float, *, clean: bool = False):
             layout = LAYOUTS[int(rng.integers(len(LAYOUTS)))]
             rendering = render_ecg(signal, fs, layout=layout, dpi=dpi, rng=rng, noise=NoiseConfig().scaled(0.0))
             name = f"{Path(record_path).name}-{n}.png"
-            ok, buffer = cv2.imencode(".png", cv2.cvtColor(rendering.clean, cv2.COLOR_GRAY2BGR))
-            assert ok
-            with atomic_path(Path(record_path).with_name(name)) as tmp:
-                tmp.write_bytes(buffer.tobytes())
+            write_png_atomic(Path(record_path).with_name(name), np.repeat(rendering.clean[..., None], 3, axis=2))
             names.append(name)
         return names
 

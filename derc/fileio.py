@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -50,3 +53,15 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_png_atomic(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an (H, W, 3) RGB or (H, W) grey uint8 image as a PNG, atomically."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"{path}: need an (H, W, 3) or (H, W) uint8 image, got {image.dtype} {image.shape}")
+    ok, buffer = cv2.imencode(".png", image[..., ::-1] if image.ndim == 3 else image)
+    if not ok:
+        raise OSError(f"could not encode {path} as PNG")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.tobytes())

@@ -33,6 +33,7 @@ from derc import modelfolder as mf
 from derc.checkpoints import MAGIC, save_weights
 from derc.config import get_preset
 from derc.errors import ModelFolderError, RecordError
+from derc.fileio import write_png_atomic
 from derc.labels import LABELS, canonical_label, encode
 from derc.models.unet import UNet
 from derc.pipeline import train
@@ -424,6 +425,17 @@ def test_every_writer_in_the_package_is_atomic() -> None:
             if not any(relative == file and name in call for file, name in KNOWN_NON_ATOMIC):
                 offenders.append(f"{relative}:{line}: {call}")
     assert not offenders, "write through derc.fileio instead:\n" + "\n".join(offenders)
+
+
+def test_png_writer_round_trips_rgb_and_grey_and_refuses_other_arrays(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    write_png_atomic(tmp_path / "a.png", rgb)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png").convert("RGB")), rgb)
+    write_png_atomic(tmp_path / "g.png", rgb[..., 0])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "g.png")), rgb[..., 0])
+    with pytest.raises(ValueError, match=r"bad\.png"):
+        write_png_atomic(tmp_path / "bad.png", rgb.astype(np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "g.png"]  # no temporary file left
 
 
 # --- header and label parsing under generated inputs ------------------------------------------------------

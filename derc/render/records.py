@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from derc.fileio import atomic_path
+from derc.fileio import write_png_atomic
 from derc.labels import LEADS
 from derc.render import NoiseConfig, render_ecg
 
@@ -39,10 +38,6 @@ def write_record_images(
         layout = layouts[int(rng.integers(0, len(layouts)))]
         rendering = render_ecg(signal, fs, leads=leads, layout=layout, dpi=dpi, rng=rng, noise=noise)
         name = f"{base.name}-{n}.png"
-        ok, buffer = cv2.imencode(".png", rendering.noisy[..., ::-1])
-        if not ok:
-            raise OSError(f"could not encode {base.with_name(name)}")
-        with atomic_path(base.with_name(name)) as tmp:
-            tmp.write_bytes(buffer.tobytes())
+        write_png_atomic(base.with_name(name), rendering.noisy)
         names.append(name)
     return names
