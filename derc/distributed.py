@@ -111,5 +111,11 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def shutdown() -> None:
+    """Leave the process group once every rank has reached this point.
+
+    The barrier matters with gloo: a rank that destroys its group while a peer still has an operation in
+    flight can abort the peer ("terminate called without an active exception", SIGABRT).
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

@@ -83,7 +83,7 @@ dist.all_gather(gathered, state)
 assert torch.equal(gathered[0], gathered[1]), "ranks returned different weights"
 if rank.rank == 0:
     open(sys.argv[1] + "/agreed", "w").close()
-dist.destroy_process_group()
+distributed.shutdown()
 """
 
 
