@@ -27,6 +27,8 @@ from derc.images import (
     pixel_limit,
     to_rgb,
 )
+from derc.render import render_ecg
+from derc.render.gallery import demo_signal
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
     GAIN_MM_PER_MV,
@@ -383,6 +385,17 @@ def test_rotated_pages_come_back_upright() -> None:
         assert score > 0.15 and evidence >= 0.1
         for turns in range(4):
             assert np.array_equal(orient_landscape(np.rot90(page, turns)), page), (layout, turns)
+
+
+@pytest.mark.parametrize(("grid", "seed"), [("hue", 16), ("grey", 17), ("grey", 20), ("grey", 38)])
+def test_dark_grid_lines_do_not_pose_as_header_text(grid: str, seed: int) -> None:
+    """Photos of our renderer whose grey or coloured grid passes the fixed ink level: the one-level heuristic
+    turned these pages' 90° and 270° views the wrong way; the second, adaptive level reads them right."""
+    photo = render_ecg(
+        demo_signal(np.random.default_rng(seed), 500), 500, dpi=100.0, rng=np.random.default_rng(seed), grid=grid
+    ).noisy
+    for turns in (0, 1, 3):
+        assert np.array_equal(orient_landscape(np.ascontiguousarray(np.rot90(photo, turns))), photo), turns
 
 
 def test_blank_and_featureless_pages_are_left_alone() -> None:
