@@ -281,7 +281,8 @@ def _ink_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ink at two levels: the fixed one (keeps faint header text) and one halfway from the page's darkest ink
     to paper (drops dark grid lines that the fixed level keeps); red/pink grid is paper at both."""
     brightness = _brightness(rgb)
-    darkest = float(np.percentile(brightness, _DARKEST_PERCENT))
+    counts = cv2.calcHist([brightness], [0], None, [256], [0, 256]).ravel()  # ~10x faster than np.percentile
+    darkest = float(np.searchsorted(np.cumsum(counts), counts.sum() * _DARKEST_PERCENT / 100.0))
     adaptive = min(_INK_LEVEL, (darkest + 255.0) / 2.0)
     return brightness < _INK_LEVEL, brightness < adaptive
 
