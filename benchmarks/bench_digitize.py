@@ -1,6 +1,7 @@
 """Digitizer benchmark: Challenge SNR (dB, aligned as evaluate_model does) per layout and distortion, time per page.
 
-Usage: python benchmarks/bench_digitize.py [--records 2] [--seed 0] [--no-grid] [--cases noisy,blur] [--smoke]
+Usage: python benchmarks/bench_digitize.py [--records 2] [--seed 0] [--no-grid] [--grid-colour red] [--cases noisy,blur]
+       [--smoke]
 Pages come from derc.render.render_ecg's clean image (ink = 1 - clean/255), resized to the UNet's 896x1152
 except ``clean200dpi``; ``blur`` and ``noisy`` are also degraded like an imperfect UNet output. The
 rendering's photo goes with the ink map (its grid corrects the time axis) unless ``--no-grid``. "shown" scores
@@ -16,6 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
@@ -24,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from derc.digitize import digitize  # noqa: E402
 from derc.digitize.evaluation import (  # noqa: E402
-    CLEAN,
     DISTORTIONS,
     challenge_snr,
     degrade,
@@ -32,22 +33,23 @@ from derc.digitize.evaluation import (  # noqa: E402
     shown_mask,
 )
 from derc.labels import LEADS  # noqa: E402
+from derc.render import GridColour  # noqa: E402
 from derc.synth import sample_labels, synthesize  # noqa: E402
 
 FS = 500.0
 CASES = ("clean200dpi", "clean896", "rotation", "perspective", "wrinkles", "crop", "blur", "noisy")
 
 
-def page(sig: np.ndarray, layout: str, case: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def page(
+    sig: np.ndarray, layout: str, case: str, rng: np.random.Generator, grid: GridColour = "red"
+) -> tuple[np.ndarray, np.ndarray]:
     """(ink map, the noisy photo at its size) of one rendering."""
     if case == "clean200dpi":
-        pg = render_ink(sig, FS, layout, rng=rng, shape=None)
-    elif case == "clean896":
-        pg = render_ink(sig, FS, layout, rng=rng)
-    elif case == "blur":
-        pg = render_ink(sig, FS, layout, rng=rng, noise=CLEAN)
+        pg = render_ink(sig, FS, layout, rng=rng, shape=None, grid=grid)
+    elif case in ("clean896", "blur"):
+        pg = render_ink(sig, FS, layout, rng=rng, grid=grid)
     else:
-        pg = render_ink(sig, FS, layout, rng=rng, noise=DISTORTIONS[case])
+        pg = render_ink(sig, FS, layout, rng=rng, noise=DISTORTIONS[case], grid=grid)
     return (degrade(pg.ink, rng) if case in ("blur", "noisy") else pg.ink), pg.photo
 
 
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-grid", action="store_true", help="digitize the ink map alone (no grid correction)")
+    parser.add_argument("--grid-colour", default="red", choices=get_args(GridColour), help="the photos' grid")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
     parser.add_argument("--smoke", action="store_true", help="one record, clean 896x1152 pages only (CI)")
     args = parser.parse_args()
@@ -74,7 +77,7 @@ def main() -> None:
         for case in cases:
             s_shown, s_full = [], []
             for sig in signals:
-                ink, photo = page(sig, layout, case, rng)
+                ink, photo = page(sig, layout, case, rng, args.grid_colour)
                 start = time.perf_counter()
                 est = digitize(ink, fs=FS, num_samples=sig.shape[0], leads=LEADS, page=None if args.no_grid else photo)
                 if ink.shape == (896, 1152):
@@ -103,6 +106,7 @@ def main() -> None:
         "smoke": args.smoke,
         "renderer": "derc.render.render_ecg",
         "grid": not args.no_grid,
+        "grid_colour": args.grid_colour,
     }
     with open(ROOT / "benchmarks" / "results.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")

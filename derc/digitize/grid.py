@@ -7,9 +7,10 @@ the grid along a row (complex demodulation at that period of the column medians 
 far the paper has moved there. Only the part that a straight line through the row's ends does not explain is
 used; the drift of the phase along the row gives the grid's own scale, for rows whose trace the image cuts.
 
-The grid map is the photo's red-minus-green level: ECG grids are red, pink or orange on white paper, while
-the trace, text and most marks are dark or blue. A page without a coloured grid gives a weak demodulation
-and no correction.
+The grid map is the photo's red-minus-green level where the grid is red, pink or orange (most ECG paper;
+the trace, text and most marks are dark or blue), else how far the darkest colour channel falls below the
+local paper level (grey, blue, green or violet grids). A page without a grid gives a weak demodulation and
+no correction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from derc.render.layout import GRID_MAJOR_MM
 WINDOW_PERIODS = 1.2
 # a row's correction is used only where the grid's local amplitude is at least this fraction of its median
 MIN_RELATIVE_AMPLITUDE = 0.35
-# pixels whose red level is below this (of full scale) are dark print, not grid (grid lines are light red)
+# pixels whose red level (on a red grid; else every channel) is below this (of full scale) are dark print, not grid
 DARK_RED = 0.55
 # larger corrections are not trusted (the grid phase wraps at half a period, 2.5 mm)
 MAX_SHIFT_MM = 2.0
@@ -35,19 +36,37 @@ MIN_SHIFT_MM = 0.1
 
 
 def grid_map(page: np.ndarray) -> np.ndarray:
-    """(H, W) float32 grid strength of an RGB (or RGBA) uint8/float page: red minus green, clipped at 0.
+    """(H, W) float32 grid strength of an RGB (or RGBA) uint8/float page; NaN on dark print.
 
-    A grey page (H, W) or (H, W, 1) has no colour to tell its grid by: all zeros (no correction)."""
+    A red, pink or orange grid (its red-minus-green level holds at least half of the page's colour-or-darkness)
+    is read as red minus green, clipped at 0, which ignores shadows and blue print. Any other grid (grey, blue,
+    green, violet) is read as how far the darkest channel falls below the local paper level, so a grey or
+    coloured grid on white paper shows as well. A grey page (H, W) or (H, W, 1) has no colour to tell its grid
+    by: all zeros (no correction)."""
     arr = np.asarray(page)
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] < 3):
         return np.zeros(arr.shape[:2], dtype=np.float32)
     if arr.ndim != 3:
         raise ValueError(f"expected an HxW or HxWx3 page image, got shape {arr.shape}")
     scale = 255.0 if arr.dtype == np.uint8 or arr.max(initial=0) > 1.5 else 1.0
-    rgb = arr[..., :3].astype(np.float32) / scale
-    grid = np.clip(rgb[..., 0] - rgb[..., 1], 0.0, 1.0)
-    # dark print (text, labels, calibration pulses, the trace itself) is no grid: NaN, left out
-    grid[rgb[..., 0] < DARK_RED] = np.nan
+    rgb = np.ascontiguousarray(arr[..., :3], dtype=np.float32) / scale
+    red, green, blue = cv2.split(rgb)
+    red_minus_green = np.clip(red - green, 0.0, 1.0)
+    top = cv2.max(cv2.max(red, green), blue)
+    # the paper level: a local maximum over a window wider than the grid's 5 mm cells, smoothed
+    window = max(15, round(rgb.shape[1] / 40)) | 1
+    paper = cv2.blur(cv2.dilate(top, np.ones((window, window), np.uint8)), (window, window))
+    darkness = np.clip(1.0 - cv2.min(cv2.min(red, green), blue) / np.maximum(paper, 1e-3), 0.0, 1.0)
+    dark = top < DARK_RED  # dark in every channel: trace, text, labels
+    light = ~dark
+    is_red = light.any() and red_minus_green[light].mean() >= 0.5 * darkness[light].mean()
+    if is_red:
+        grid = red_minus_green
+        # dark print (text, labels, calibration pulses, the trace itself) is no grid: NaN, left out
+        grid[red < DARK_RED] = np.nan
+    else:
+        grid = darkness
+        grid[dark] = np.nan
     return grid
 
 
