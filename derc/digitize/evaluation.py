@@ -59,7 +59,8 @@ def render_ink(
 ) -> InkPage:
     """Render with :func:`derc.render.render_ecg` ; its clean image as ink, resized to ``shape`` (None: as is).
 
-    The grid is red unless asked otherwise: the photo's grid map (:mod:`derc.digitize.grid`) reads red grids.
+    The grid is red unless asked otherwise (the seeded benchmark and test pages were drawn red; the photo's grid
+    map, :mod:`derc.digitize.grid`, reads grey and coloured grids too, less surely than red ones).
     """
     r = render_ecg(signal, fs, leads=LEADS, layout=layout, dpi=dpi, rng=rng, noise=noise, grid=grid)
     ink = 1.0 - r.clean.astype(np.float32) / 255.0
