@@ -232,12 +232,15 @@ def test_gallery_cli(tmp_path) -> None:
 
 
 def test_grid_colours_mix_red_grey_and_other_hues() -> None:
-    """``"mixed"`` draws red, grey and other-hue grids near their shares; each named kind looks like itself."""
+    """``"mixed"`` draws red, grey, other-hue and no grids near their shares; each named kind looks like itself."""
     rng = np.random.default_rng(0)
-    kinds = {"red": 0, "grey": 0, "hue": 0}
+    kinds = {"red": 0, "grey": 0, "hue": 0, "none": 0}
     for _ in range(600):
-        _, major = grid_colours(rng, "mixed")
-        r, g, b = major
+        colours = grid_colours(rng, "mixed")
+        if colours is None:
+            kinds["none"] += 1
+            continue
+        r, g, b = major = colours[1]
         if max(major) - min(major) < 1e-6:
             kinds["grey"] += 1
         elif r >= g and r >= b and abs(g - b) < 0.25 * (r - min(g, b)) + 20:
@@ -246,7 +249,9 @@ def test_grid_colours_mix_red_grey_and_other_hues() -> None:
             kinds["hue"] += 1
     for kind, share in GRID_SHARES.items():
         assert abs(kinds[kind] / 600 - share) < 0.08, kinds
-    minor, major = grid_colours(np.random.default_rng(1), "grey")
+    assert kinds["none"] > 0
+    assert grid_colours(np.random.default_rng(1), "none") is None
+    minor, major = grid_colours(np.random.default_rng(1), "grey")  # type: ignore[misc]
     assert max(minor) - min(minor) < 1e-6 and max(major) - min(major) < 1e-6 and sum(major) < sum(minor)
     with pytest.raises(ValueError, match="grid must be one of"):
         grid_colours(np.random.default_rng(1), "purple")  # type: ignore[arg-type]
@@ -260,7 +265,7 @@ def test_a_named_grid_kind_draws_no_extra_number() -> None:
     assert a.random() == b.random()
 
 
-@pytest.mark.parametrize("grid", ["red", "grey", "hue"])
+@pytest.mark.parametrize("grid", ["red", "grey", "hue", "none"])
 def test_the_photo_grid_takes_the_asked_colour_and_the_clean_target_ignores_it(grid: str) -> None:
     dpi = 40.0
     red = render_ecg(known_signal(), FS, dpi=dpi, noise=CLEAN, rng=np.random.default_rng(3), grid="red")
@@ -269,7 +274,10 @@ def test_the_photo_grid_takes_the_asked_colour_and_the_clean_target_ignores_it(g
     page = other.noisy.astype(np.float64)
     lines = (page.min(axis=2) < 235) & (other.clean >= 250)  # darker than paper, not the trace
     spread = (page.max(axis=2) - page.min(axis=2))[lines]
-    if grid == "grey":
+    if grid == "none":  # only the print marks, labels and header are left beside the trace
+        red_lines = (red.noisy.min(axis=2) < 235) & (red.clean >= 250)
+        assert lines.mean() < 0.3 * red_lines.mean()
+    elif grid == "grey":
         assert np.median(spread) < 5
     else:
         assert np.median(spread) > 15

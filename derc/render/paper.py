@@ -42,8 +42,8 @@ SHIFT = 4  # sub-pixel bits for cv2 drawing
 _SCALE = 1 << SHIFT
 # grid colours a page can be drawn with; "mixed" draws one per page with the shares below
 RGB = tuple[float, float, float]
-GridColour = Literal["mixed", "red", "grey", "hue"]
-GRID_SHARES: dict[str, float] = {"red": 0.7, "grey": 0.15, "hue": 0.15}
+GridColour = Literal["mixed", "red", "grey", "hue", "none"]
+GRID_SHARES: dict[str, float] = {"red": 0.7, "grey": 0.15, "hue": 0.1, "none": 0.05}
 FONT_NAMES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf")
 
 
@@ -52,8 +52,8 @@ class PaperStyle:
     """Random-but-plausible look of one printout (colours in RGB 0..255, widths in mm)."""
 
     paper: RGB
-    minor: RGB
-    major: RGB
+    minor: RGB | None  # None: printed without a grid
+    major: RGB | None
     ink: RGB
     minor_width_mm: float
     major_width_mm: float
@@ -65,7 +65,7 @@ class PaperStyle:
 
 def sample_style(rng: np.random.Generator, grid: GridColour = "mixed") -> PaperStyle:
     """Draw a paper style: its grid colour (see :func:`grid_colours`), black or dark-blue ink, line widths, font."""
-    minor, major = grid_colours(rng, grid)
+    minor, major = grid_colours(rng, grid) or (None, None)
     paper_tone = rng.uniform(248, 255)
     paper = (paper_tone, paper_tone - rng.uniform(0, 3), paper_tone - rng.uniform(0, 6))
     ink = (0.0, 0.0, 0.0) if rng.random() < 0.7 else (10.0, 20.0, rng.uniform(60, 110))
@@ -83,9 +83,10 @@ def sample_style(rng: np.random.Generator, grid: GridColour = "mixed") -> PaperS
     )
 
 
-def grid_colours(rng: np.random.Generator, grid: GridColour = "mixed") -> tuple[RGB, RGB]:
+def grid_colours(rng: np.random.Generator, grid: GridColour = "mixed") -> tuple[RGB, RGB] | None:
     """The (minor, major) grid line colours: a red/pink grid with a slightly varied hue, a grey one
-    (black-and-white printers, photocopies) or one of another hue (green, blue, orange, violet papers).
+    (black-and-white printers, photocopies) or one of another hue (green, blue, orange, violet papers);
+    None for a page printed without a grid (ECG-Image-Kit draws such pages too).
 
     ``"mixed"`` draws the kind by :data:`GRID_SHARES`; a named kind draws no extra number, so seeded
     red pages are the same as before the mix existed. Trained on red grids alone, the UNet lost the trace
@@ -105,6 +106,8 @@ def grid_colours(rng: np.random.Generator, grid: GridColour = "mixed") -> tuple[
         hue = rng.uniform(0.06, 0.94)
         major = _hsv(hue, rng.uniform(0.5, 0.9), rng.uniform(0.6, 0.95))
         return _hsv(hue, rng.uniform(0.15, 0.4), 1.0), major
+    if grid == "none":
+        return None
     raise ValueError(f"grid must be one of mixed, {', '.join(GRID_SHARES)}; got {grid!r}")
 
 
@@ -139,6 +142,8 @@ def _transmission(n_px: int, ppm: float, style: PaperStyle, lo_mm: float, hi_mm:
         (GRID_MINOR_MM, style.minor_width_mm, style.minor),
         (GRID_MAJOR_MM, style.major_width_mm, style.major),
     ):
+        if colour is None:
+            continue
         cover = line_coverage(n_px, ppm, period, width, lo_mm, hi_mm)
         absorb = 1.0 - np.asarray(colour, dtype=np.float32) / np.asarray(style.paper, dtype=np.float32)
         out *= 1.0 - cover[:, None] * np.clip(absorb, 0.0, 1.0)[None, :]
