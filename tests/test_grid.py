@@ -76,6 +76,18 @@ def test_grid_correction_on_a_creased_noisy_page(grid: GridColour, seed: int) ->
     assert fixed >= plain + 1.0, (plain, fixed)
 
 
+@pytest.mark.parametrize(("layout", "seed"), [("3x4", 100), ("6x2", 101), ("12x1", 102)])
+def test_a_page_printed_without_a_grid_gets_no_correction(layout: str, seed: int) -> None:
+    """Paper texture, shading and creases are no grid: the photo must leave the digitized signal as the ink
+    map alone gives it (the demodulated 'grid' of such pages once moved rows and cost 6.5 dB)."""
+    rng = np.random.default_rng(0)
+    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
+    page = render_ink(sig, FS, layout, rng=np.random.default_rng(seed), noise=DISTORTIONS["noisy"], grid="none")
+    alone = digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS)
+    with_photo = digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS, page=page.photo)
+    np.testing.assert_array_equal(alone, with_photo)
+
+
 @pytest.fixture(scope="module")
 def page_6x2() -> tuple[np.ndarray, InkPage, float]:
     """A clean 6x2 rendering (its traces end near x = 1113 on a 1152 px wide page) and the whole page's SNR."""
