@@ -175,7 +175,15 @@ class DercModel:
         reader = digitizer or (Digitizer() if self.reads_signal else None)
         signal = None
         if reader is not None:
-            signal = reader.signal(ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=pages)
+            signal = reader.signal(
+                ink,
+                fs=fs,
+                num_samples=num_samples,
+                leads=leads,
+                record=record,
+                images=pages,
+                source_shapes=[np.shape(image)[:2] for image in images],
+            )
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
     def labels(self, probabilities: np.ndarray, *, image_only: bool = False) -> list[str]:
@@ -265,20 +273,26 @@ class Digitizer:
         leads: Sequence[str],
         record: str = "",
         images: Sequence[np.ndarray] | None = None,
+        source_shapes: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray | None:
         """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails.
 
         ``images`` are the RGB pages the ink maps came from (any size): their printed grid corrects the time
-        axis of a wrinkled or creased page. The signal is the second output: a page the digitizer cannot
-        read (an unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
+        axis of a wrinkled or creased page. ``source_shapes``: the (height, width) of the images as loaded,
+        before resizing to the model's input (the voltage axis's scale follows their aspect; None: letter
+        pages). The signal is the second output: a page the digitizer cannot read (an unknown layout, say) gets
+        no signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import digitize
 
         index = min(self.image_index, ink.shape[0] - 1)
         ink_map = ink[index, 0].float().cpu().numpy()
         page = None if images is None or index >= len(images) else images[index]
+        source = None if source_shapes is None or index >= len(source_shapes) else tuple(source_shapes[index])
         try:
-            return digitize(ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads), page=page)
+            return digitize(
+                ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads), page=page, source_shape=source
+            )
         except Exception as error:
             log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
             return None

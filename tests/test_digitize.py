@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import wfdb
@@ -258,3 +259,58 @@ def test_steep_strokes_keep_their_amplitude() -> None:
     print("gain of the reference on the estimate per lead:", np.round(gains, 3))
     assert abs(np.mean(gains) - 1.0) < 0.02, np.round(gains, 3)
     assert np.nanmean(shown_snr(sig, est, "3x4")) >= 19.0  # measured 20.3 (17.4 before)
+
+
+def _foreign_3x4_ink(sig: np.ndarray, photo_hw: tuple[int, int], pitch_mm: float = 35.5) -> np.ndarray:
+    """A 3x4 page of another printer (rows ``pitch_mm`` apart from 50 mm down; ours: 40 mm) photographed with
+    square pixels into a ``photo_hw`` image (the page as wide as the image, blank below it where the image is
+    taller than a letter page), then resized to 896x1152 as the model's input is. Anti-aliased: drawn at 4x."""
+    h, w = 896, 1152
+    ppmm = photo_hw[1] / 279.4
+    canvas = np.zeros((photo_hw[0] * 4, photo_hw[1] * 4), dtype=np.uint8)
+    for p in page_layout("3x4").panels:
+        n0, n1 = round(p.t_start * FS), min(N, round(p.t_end * FS))
+        t = np.arange(n0, n1) / FS
+        x = (p.x_mm + (t - p.t_start) * 25.0) * ppmm
+        y = (50.0 + pitch_mm * p.row - sig[n0:n1, LEADS.index(p.lead)] * 10.0) * ppmm
+        points = np.round(np.stack([x, y], 1) * 4 * 16).astype(np.int32)
+        cv2.polylines(canvas, [points], False, 255, thickness=round(0.35 * ppmm * 4), lineType=cv2.LINE_AA, shift=4)
+    return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _gains(sig: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """Per lead, the least-squares gain that maps the estimate onto the reference over the shown samples."""
+    mask = shown_mask("3x4", N, FS)
+    gains = []
+    for j in range(12):
+        ref, e = sig[mask[:, j], j], est[mask[:, j], j].astype(np.float64)
+        ok = np.isfinite(e)
+        ref, e = ref[ok] - np.median(ref[ok]), e[ok] - np.median(e[ok])
+        gains.append(np.sum(ref * e) / np.sum(e * e))
+    return np.asarray(gains)
+
+
+def test_the_voltage_scale_does_not_come_from_the_row_spacing() -> None:
+    """Printers place their rows where they like: a letter page whose rows sit 35.5 mm apart is read at its true
+    10 mm/mV. The voltage scale comes from the time axis (a row spans 10 s), not from the layout fit's y scale,
+    which stretches our layout's rows onto the page's (that read 10% tall, gain 0.91; now ~1.03)."""
+    sig = make_signal(3)
+    gains = _gains(
+        sig, digitize(_foreign_3x4_ink(sig, (round(1152 * 215.9 / 279.4), 1152)), fs=FS, num_samples=N, leads=LEADS)
+    )
+    print("gain of the reference on the estimate per lead:", np.round(gains, 3))
+    assert abs(np.median(gains) - 1.0) < 0.04, np.round(gains, 3)
+
+
+def test_the_voltage_scale_follows_the_source_images_aspect() -> None:
+    """A photo taller than a letter page (1000x1152, square pixels) is squashed vertically by the resize to the
+    model's input; told the source shape, the digitizer reads the true amplitude, assuming a letter page not."""
+    sig = make_signal(4)
+    ink = _foreign_3x4_ink(sig, (1000, 1152), pitch_mm=44.0)  # rows squashed to ~98% of our layout's pitch
+    told = _gains(sig, digitize(ink, fs=FS, num_samples=N, leads=LEADS, source_shape=(1000, 1152)))
+    assumed = _gains(sig, digitize(ink, fs=FS, num_samples=N, leads=LEADS))
+    print("median gain told / assumed:", round(float(np.median(told)), 3), round(float(np.median(assumed)), 3))
+    assert abs(np.median(told) - 1.0) < 0.04, np.round(told, 3)
+    assert abs(np.median(assumed) - 1.0) > 0.08  # a letter page's aspect is 0.773, this photo's 0.868: 12 % off
+    with pytest.raises(ValueError, match="source_shape"):
+        digitize(ink, fs=FS, num_samples=N, leads=LEADS, source_shape=(0, 1152))

@@ -64,6 +64,9 @@ MIN_INK_LEVEL = 0.15
 # alone tilts the smoothed rows by up to ~0.9 mm (3.7 px on clean 896x1152 pages), the benchmark's
 # perspective by 0.2-2.5 mm
 RECTIFY_MIN_DRIFT_MM = 1.1
+# the voltage axis takes the time axis's scale (times the image's aspect) when the two differ from the layout
+# fit's row-pitch scale by at most this fraction; further off, an x fit has failed and the row pitch is kept
+MAX_PITCH_SCALE_DEVIATION = 0.25
 # a row's time scale from its two trace ends is replaced by the printed grid's when they differ by more than
 # this fraction (undistorted pages: 0.03-0.2 %)
 GRID_SCALE_TOLERANCE = 0.02
@@ -679,19 +682,32 @@ def _cut_at_edge(on_image: np.ndarray, y: float, x: float, reach: float) -> bool
     return bool((on_image[yi, lo : hi + 1] < 0.5).any())
 
 
-def _grid_time_axes(
-    grid: np.ndarray, ink: np.ndarray, fit: PageFit, lay: PageLayout, fs: float, on_image: np.ndarray, phases: dict
-) -> PageFit:
-    """Rows whose trace runs into the image's edge (a zoomed-in or cropped photo) cannot take their scale from
-    their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
-    ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle).
-    ``on_image`` is 1 where the (deskewed, rectified) image holds photo pixels: its edge is where they stop."""
-    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
+def _row_cuts(fit: PageFit, lay: PageLayout, fs: float, on_image: np.ndarray) -> list[tuple[bool, bool]]:
+    """Per row, whether its left and right trace ends were cut by the image's edge (a zoomed-in or cropped
+    photo). ``on_image`` is 1 where the (deskewed, rectified) image holds pixels: its edge is where they stop."""
     margin = 2.0 + 0.5 * fit.ay  # px: a trace end this close to the image edge was cut there
+    return [
+        (_cut_at_edge(on_image, y, x_left, margin), _cut_at_edge(on_image, y, x_right, margin))
+        for y, (_, _, _, x_left, x_right) in zip(fit.row_baselines_px, _row_windows(fit, lay, fs), strict=True)
+    ]
+
+
+def _grid_time_axes(
+    grid: np.ndarray,
+    ink: np.ndarray,
+    fit: PageFit,
+    lay: PageLayout,
+    fs: float,
+    cuts: Sequence[tuple[bool, bool]],
+    phases: dict,
+) -> PageFit:
+    """Rows whose trace runs into the image's edge (``cuts``, from :func:`_row_cuts`) cannot take their scale
+    from their two ends: they take the grid's scale, anchored at the end that is on the page. So do rows whose
+    ends disagree with the grid by more than GRID_SCALE_TOLERANCE (an end lost in a dropout or speckle)."""
+    last_mm = TRACE_RIGHT_MM - PAPER_SPEED_MM_PER_S / fs
     row_ax, row_bx = list(fit.row_ax), list(fit.row_bx)
     for r, (y_lo, y_hi, period, x_left, x_right) in enumerate(_row_windows(fit, lay, fs)):
-        y = fit.row_baselines_px[r]
-        cut_left, cut_right = _cut_at_edge(on_image, y, x_left, margin), _cut_at_edge(on_image, y, x_right, margin)
+        cut_left, cut_right = cuts[r]
         scale = grid_scale(grid, ink, y_lo, y_hi, period, x_left, x_right, cache=phases)
         if scale is None or (cut_left and cut_right):
             continue
@@ -739,6 +755,25 @@ def _mode(values: np.ndarray) -> float:
     return float(np.median(near)) if near.size else float(peak)
 
 
+def _amplitude_scale(fit: PageFit, cuts: Sequence[tuple[bool, bool]], aspect: float) -> float:
+    """Pixels per millimetre of the page's voltage axis.
+
+    Printers place their rows where they like (the package's renderer at a fixed pitch, ECG-Image-Kit and
+    others elsewhere), so the layout fit's y scale (``fit.ay``, our row pitch stretched onto the page's rows) is
+    the voltage scale only on pages drawn to our layouts: a 3x4 page with rows 35.5 mm apart read 10 % tall.
+    A row's trace spans 10 s (250 mm) whatever the printer, so the rows' x scale is the page's; the y scale is
+    that times ``aspect``, the ratio of the vertical to the horizontal resizing the image went through (pages
+    rectified for perspective keep ``fit.ay``: their axes are the homography's). Rows cut
+    by the image's edge or without ink of their own do not count (their x scale is the grid's or a guess); with
+    none left, or a time-axis scale off the row pitch's by over MAX_PITCH_SCALE_DEVIATION, ``fit.ay`` stays."""
+    found = fit.row_found or (True,) * len(fit.row_ax)
+    whole = [ax for ax, cut, own in zip(fit.row_ax, cuts, found, strict=True) if own and not any(cut)]
+    if not whole:
+        return fit.ay
+    scale = float(np.median(whole)) * aspect
+    return scale if abs(scale / fit.ay - 1.0) <= MAX_PITCH_SCALE_DEVIATION else fit.ay
+
+
 def _lead_index(leads: Sequence[str]) -> dict[str, int]:
     return {str(name).strip().lower(): i for i, name in enumerate(leads)}
 
@@ -753,6 +788,7 @@ def digitize(
     fill: float = np.nan,
     derive_limb: bool = True,
     page: np.ndarray | None = None,
+    source_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Recover the ECG from an ink-probability page (1 = waveform ink), as ``(num_samples, len(leads))`` float32 mV.
 
@@ -767,7 +803,9 @@ def digitize(
     and the rhythm strip, and aVR, aVL, aVF over 0-2.5 s from I, II and III); where all six limb leads are shown
     at once (6x2, 12x1) the six tracings are replaced by their least-squares fit. ``page`` is the RGB photo the
     ink map came from (any size; resized to the ink's): its printed grid corrects each row's time axis
-    where the paper is locally stretched or shifted (:mod:`derc.digitize.grid`).
+    where the paper is locally stretched or shifted (:mod:`derc.digitize.grid`). ``source_shape`` is the
+    (height, width) of the image the ink map was resized from (square pixels there); None: the ink map is a
+    whole letter page. The voltage scale comes from the time axis and that aspect, not from the row spacing.
 
     Raises :class:`UnreadablePage` when the ink has rows but they fit no layout (noise, a page turned on its
     side): tracing them would give a signal worse than none. An empty page gives ``fill`` throughout.
@@ -784,7 +822,11 @@ def digitize(
         if page.shape[:2] != ink.shape:
             page = cv2.resize(page, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_AREA)
         grid = grid_map(page)
-    _trace_panels(ink, out, fs, leads, layout, grid)
+    h, w = ink.shape
+    src_h, src_w = source_shape if source_shape is not None else (PAGE_HEIGHT_MM, PAGE_WIDTH_MM)
+    if src_h <= 0 or src_w <= 0:
+        raise ValueError(f"source_shape must be positive, got {source_shape}")
+    _trace_panels(ink, out, fs, leads, layout, grid, (h / src_h) / (w / src_w))
     if derive_limb:
         out = complete_limb_leads(out, leads)
     if not np.isnan(fill):
@@ -793,14 +835,21 @@ def digitize(
 
 
 def _trace_panels(
-    ink: np.ndarray, out: np.ndarray, fs: float, leads: Sequence[str], layout: str | None, grid: np.ndarray | None
+    ink: np.ndarray,
+    out: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    layout: str | None,
+    grid: np.ndarray | None,
+    aspect: float,
 ) -> None:
-    """Trace the page and write each shown panel into its lead's time window of ``out`` (NaN elsewhere)."""
+    """Trace the page and write each shown panel into its lead's time window of ``out`` (NaN elsewhere).
+    ``aspect``: the vertical over the horizontal resizing from the source image (see :func:`_amplitude_scale`)."""
     num_samples = out.shape[0]
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
     grid = None if grid is None else deskew(grid, angle)
-    on_image = None if grid is None else deskew(np.ones_like(ink), angle)  # where the image's pixels went
+    on_image = deskew(np.ones_like(ink), angle)  # where the image's pixels went
     fit = _fit_page(ink, layout, angle, fs)
     if fit.row_precision < MIN_ROW_PRECISION:
         raise UnreadablePage(
@@ -818,11 +867,12 @@ def _trace_panels(
     if hom is not None:
         ink = _warp(ink, hom)
         grid = None if grid is None else _warp(grid, hom)
-        on_image = None if on_image is None else _warp(on_image, hom)
+        on_image = _warp(on_image, hom)
         fit = _fit_page(ink, fit.layout, angle, fs)
     phases: dict = {}  # each row window's grid phase, read once for the time axes and the shifts (same ink)
-    if grid is not None and on_image is not None:
-        fit = _grid_time_axes(grid, ink, fit, lay, fs, on_image, phases)
+    cuts = _row_cuts(fit, lay, fs, on_image)
+    if grid is not None:
+        fit = _grid_time_axes(grid, ink, fit, lay, fs, cuts, phases)
     rows_px = np.asarray(fit.row_baselines_px)
     w = ink.shape[1]
     row_ax, row_bx = np.asarray(fit.row_ax), np.asarray(fit.row_bx)
@@ -838,7 +888,10 @@ def _trace_panels(
     rhythm = {p.lead.lower() for p in lay.panels if p.t_end - p.t_start >= 10.0 - 1e-6 and len(lay.panels) > 12}
     pen = _pen_width(ink, rows_px, max(1, int(0.4 * lay.row_pitch_mm * fit.ay)))
     points = _trace_rows(ink, rows_px, lay.row_pitch_mm * fit.ay, fit.ay, c0, c1, resets, pen)
-    mm_per_px_y = 1.0 / (fit.ay * GAIN_MM_PER_MV)
+    # a rectified page's axes are the homography's, set from our layout's rows: the image's aspect no longer
+    # holds there, and under perspective a row's vertical scale differs from its horizontal one anyway
+    volts_ppmm = fit.ay if hom is not None else _amplitude_scale(fit, cuts, aspect)
+    mm_per_px_y = 1.0 / (volts_ppmm * GAIN_MM_PER_MV)
     shifts = _grid_shifts(grid, ink, fit, lay, fs, phases) if grid is not None else [None] * rows_px.size
     for p in lay.panels:
         col = index.get(p.lead.lower())
