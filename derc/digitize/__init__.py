@@ -762,10 +762,10 @@ def _amplitude_scale(fit: PageFit, cuts: Sequence[tuple[bool, bool]], aspect: fl
     others elsewhere), so the layout fit's y scale (``fit.ay``, our row pitch stretched onto the page's rows) is
     the voltage scale only on pages drawn to our layouts: a 3x4 page with rows 35.5 mm apart read 10 % tall.
     A row's trace spans 10 s (250 mm) whatever the printer, so the rows' x scale is the page's; the y scale is
-    that times ``aspect``, the ratio of the vertical to the horizontal resizing the image went through (pages
-    rectified for perspective keep ``fit.ay``: their axes are the homography's). Rows cut
+    that times ``aspect``, the ratio of the vertical to the horizontal resizing the image went through. Rows cut
     by the image's edge or without ink of their own do not count (their x scale is the grid's or a guess); with
-    none left, or a time-axis scale off the row pitch's by over MAX_PITCH_SCALE_DEVIATION, ``fit.ay`` stays."""
+    none left, or a time-axis scale off the row pitch's by over MAX_PITCH_SCALE_DEVIATION, ``fit.ay`` stays.
+    (Pages rectified for perspective keep ``fit.ay`` too: their axes are the homography's; see the caller.)"""
     found = fit.row_found or (True,) * len(fit.row_ax)
     whole = [ax for ax, cut, own in zip(fit.row_ax, cuts, found, strict=True) if own and not any(cut)]
     if not whole:
