@@ -107,6 +107,7 @@ def grid_colours(rng: np.random.Generator, grid: GridColour = "mixed") -> tuple[
         major = _hsv(hue, rng.uniform(0.5, 0.9), rng.uniform(0.6, 0.95))
         return _hsv(hue, rng.uniform(0.15, 0.4), 1.0), major
     if grid == "none":
+        rng.uniform(size=4)  # a hue grid's draws: a seeded page's other draws stay as they were before the kind
         return None
     raise ValueError(f"grid must be one of mixed, {', '.join(GRID_SHARES)}; got {grid!r}")
 
