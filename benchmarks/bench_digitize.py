@@ -13,7 +13,6 @@ Appends one JSON line to benchmarks/results.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import append_result  # noqa: E402
 
 from derc.digitize import digitize  # noqa: E402
 from derc.digitize.evaluation import (  # noqa: E402
@@ -94,9 +95,7 @@ def main() -> None:
         print(f"all   {case:12s} shown {np.mean(vals):6.2f} dB")
     per_page = float(np.median(times)) if times else float("nan")
     print(f"median time per 896x1152 page: {per_page:.3f} s")
-    line = {
-        "bench": "digitize",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    figures = {
         "records": args.records,
         "seed": args.seed,
         "snr_shown_db": shown,
@@ -108,8 +107,7 @@ def main() -> None:
         "grid": not args.no_grid,
         "grid_colour": args.grid_colour,
     }
-    with open(ROOT / "benchmarks" / "results.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
+    append_result("digitize", figures)
 
 
 if __name__ == "__main__":
