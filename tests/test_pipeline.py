@@ -75,7 +75,16 @@ def test_model_folder_holds_what_training_promised(trained: dict[str, Path]) -> 
     assert not (model / mf.WORK).exists()
 
 
-def test_run_and_evaluate_beat_the_baselines(trained: dict[str, Path], tmp_path: Path) -> None:
+def test_run_and_evaluate_score_the_models_labels(trained: dict[str, Path], tmp_path: Path) -> None:
+    """run_model.py writes one labels line per record and evaluate_model.py scores it like constant outputs.
+
+    Not a test of learning: at 64x96 with 60 records the tiny model's probabilities rank no better than chance
+    (macro AUROC 0.47-0.48 on the test records of three training seeds, 2026-12-06; 0.59 at best in validation
+    with 120 records and 10 classifier epochs), so its F-measure against the most-common-label baseline
+    (0.120, 0.115 and 0.036 against 0.042) is decided by how broadly its Youden thresholds label, and an
+    assertion on that margin broke on innocuous changes of the renderer's draws. Learning is measured by
+    benchmarks/bench_accuracy.py at the ``small`` preset.
+    """
     out = tmp_path / "outputs"
     run("run_model.py", "-d", str(trained["inputs"]), "-m", str(trained["model"]), "-o", str(out))
     records = helper_code.find_records(str(trained["inputs"]))
@@ -85,9 +94,10 @@ def test_run_and_evaluate_beat_the_baselines(trained: dict[str, Path], tmp_path:
         assert written.startswith(source)
         extra = written[len(source) :].strip().splitlines()
         assert len(extra) == 1 and extra[0].startswith("# Labels:")
+    labelled = sum(bool(helper_code.load_labels(str(out / record))) for record in records)
     model_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(out)).stdout)["F-measure"]
 
-    # Baselines scored by the same evaluator: nothing predicted, and the most common label for everyone.
+    # Constant outputs scored by the same evaluator: nothing predicted, and the most common label for everyone.
     none_out, prior_out = tmp_path / "none", tmp_path / "prior"
     write_constant_outputs(trained["test"], none_out, [])
     train_labels = [
@@ -97,11 +107,14 @@ def test_run_and_evaluate_beat_the_baselines(trained: dict[str, Path], tmp_path:
     write_constant_outputs(trained["test"], prior_out, [max(counts, key=counts.get)])
     none_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(none_out)).stdout)["F-measure"]
     prior_f = scores(run("evaluate_model.py", "-d", str(trained["test"]), "-o", str(prior_out)).stdout)["F-measure"]
-    print(f"F-measure: model {model_f:.3f}, all-negative {none_f:.3f}, most-common-label {prior_f:.3f}")
+    print(
+        f"F-measure: model {model_f:.3f} ({labelled} of {len(records)} records labelled), all-negative {none_f:.3f}, "
+        f"most-common-label {prior_f:.3f}"
+    )
     # As in the official evaluation, a run in which no record got labels scores nan (not completed).
     assert np.isnan(none_f)
-    assert model_f > 0.0
-    assert model_f >= prior_f + 0.05
+    assert 0.0 < prior_f < 1.0
+    assert labelled > 0 and 0.0 < model_f <= 1.0
 
 
 def test_run_continues_past_a_broken_record_only_with_f(trained: dict[str, Path], tmp_path: Path) -> None:
