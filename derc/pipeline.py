@@ -356,8 +356,30 @@ def fit_thresholds(
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
         log.warning("labels without both classes in validation use the fallback threshold: %s", ", ".join(missing))
+    _log_thresholds(y_true, y_prob, thresholds, fallback)
     info = {"fallback": missing, "validation_records": len(val_set), **extra}
     return thresholds, info
+
+
+# A threshold fitted on fewer validation positives than this is flagged in the log as resting on a few records.
+FEW_POSITIVES = 5
+
+
+def _log_thresholds(y_true: np.ndarray, y_prob: np.ndarray, thresholds: np.ndarray, fallback: np.ndarray) -> None:
+    """Log each label's threshold with its validation positives and the share of validation records it labels."""
+    positives = y_true.sum(axis=0).astype(int)
+    labelled = (y_prob >= thresholds).mean(axis=0)
+    log.info(
+        "thresholds (validation positives, share of validation records labelled): %s",
+        ", ".join(f"{name} {t:.3f} ({n}, {s:.0%})" for name, t, n, s in zip(LABELS, thresholds, positives, labelled)),
+    )
+    few = [f"{name} ({n})" for name, n, fb in zip(LABELS, positives, fallback) if not fb and n < FEW_POSITIVES]
+    if few:
+        log.warning(
+            "thresholds fitted on fewer than %d validation positives are fragile: %s (more records help)",
+            FEW_POSITIVES,
+            ", ".join(few),
+        )
 
 
 def _blend_validation(

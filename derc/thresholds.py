@@ -1,8 +1,12 @@
 """Per-label decision thresholds maximising Youden's J (sensitivity + specificity - 1) on validation data.
 
 A label scores positive when its probability is at or above the threshold (as :func:`derc.labels.decode`).
-Ties in J are broken towards the HIGHEST threshold (the first maximum along sklearn's descending threshold
-list): among equally good cuts, the one predicting fewest positives. A label whose validation truth has no
+Ties in J are broken towards the HIGHEST cut (the first maximum along sklearn's descending threshold list):
+among equally good cuts, the one predicting fewest positives. The threshold then sits halfway between that
+cut's score and the next lower validation score: every threshold in that gap labels the validation records
+alike (same J), and the middle leaves unseen records the widest margin either side. At the score itself, a
+label with a single validation positive (BRADY or TACHY among 80 validation records) was found on test
+records only when they scored at least as high as that one record. A label whose validation truth has no
 positives or no negatives has an undefined ROC curve (TPR or FPR is 0/0), so it gets ``fallback`` (0.5 by
 default, the natural cut of a sigmoid output trained with BCE); the ``fallback_mask`` says which ones.
 """
@@ -28,9 +32,13 @@ THRESHOLDS_FORMAT_VERSION = 1
 def _youden_one(truth: np.ndarray, prob: np.ndarray) -> float:
     from sklearn.metrics import roc_curve  # imported here: inference loads thresholds without sklearn
 
-    fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)
-    best = int(np.argmax(tpr - fpr))  # first maximum = highest threshold among ties
-    return float(min(cuts[best], 1.0))  # sklearn's first threshold is +inf ("predict nothing")
+    fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)  # cuts: the distinct scores, descending
+    best = int(np.argmax(tpr - fpr))  # first maximum = highest cut among ties
+    high = min(float(cuts[best]), 1.0)  # sklearn's first cut is +inf ("predict nothing")
+    if best + 1 == len(cuts):  # the lowest score (J = 0 there, so only reached when no cut beats +inf)
+        return high
+    middle = 0.5 * (high + float(cuts[best + 1]))
+    return middle if middle > cuts[best + 1] else high
 
 
 def youden_thresholds_with_info(

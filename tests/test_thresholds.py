@@ -42,11 +42,13 @@ def _case() -> tuple[np.ndarray, np.ndarray]:
 def test_youden_hand_made_case() -> None:
     truth, prob = _case()
     thresholds, fell_back = youden_thresholds_with_info(truth, prob)
-    # label 0: J = 0.5 both at 0.8 and at 0.35 -> the higher threshold wins the tie
-    # label 1: perfectly separated -> the lowest positive score, 0.6
+    # label 0: J = 0.5 both at 0.8 and at 0.35 -> the higher cut wins the tie, then halfway to the next
+    #          lower score (0.4): 0.6
+    # label 1: perfectly separated -> halfway between the lowest positive (0.6) and the highest negative (0.3)
     # label 2: no positives, label 3: no negatives -> fallback
-    # label 4: inversely ranked, best J = 0 first reached at sklearn's +inf threshold -> clipped to 1.0
-    np.testing.assert_allclose(thresholds, [0.8, 0.6, 0.5, 0.5, 1.0])
+    # label 4: inversely ranked, best J = 0 first reached at sklearn's +inf cut ("predict nothing") -> halfway
+    #          between 1.0 and the highest score (0.9): still predicts nothing
+    np.testing.assert_allclose(thresholds, [0.6, 0.45, 0.5, 0.5, 0.95])
     assert fell_back.tolist() == [False, False, True, True, False]
     np.testing.assert_array_equal(youden_thresholds(truth, prob, fallback=0.3)[2:4], [0.3, 0.3])
 
@@ -62,6 +64,16 @@ def test_thresholds_reproduce_best_j() -> None:
         j = predicted[positives].mean() - predicted[~positives].mean()
         best = max((prob[positives, label] >= c).mean() - (prob[~positives, label] >= c).mean() for c in prob[:, label])
         assert j == pytest.approx(best)
+
+
+def test_threshold_sits_midway_in_the_gap_of_equal_j() -> None:
+    # one positive (0.74) above every negative: J = 1 for any cut in (0.05, 0.74]; the threshold takes the
+    # middle of that gap, so a test positive scoring 0.70 is still found
+    truth = np.array([[0], [0], [0], [1]])
+    prob = np.array([[0.01], [0.05], [0.03], [0.74]])
+    (threshold,) = youden_thresholds(truth, prob)
+    assert threshold == pytest.approx(0.395)
+    assert 0.70 >= threshold > 0.05
 
 
 def test_youden_rejects_bad_input() -> None:
@@ -120,3 +132,19 @@ def test_missing_or_garbled_thresholds_file(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ModelFolderError, match=r"bad\.json"):
         load_thresholds(tmp_path / "bad.json")
+
+
+def test_training_log_names_fragile_thresholds(caplog) -> None:
+    from derc.pipeline import _log_thresholds
+
+    truth = np.zeros((40, len(LABELS)), dtype=int)
+    truth[:20, 0] = 1  # NORM: 20 positives
+    truth[0, LABELS.index("BRADY")] = 1  # BRADY: one positive
+    prob = np.where(truth == 1, 0.9, 0.1)
+    thresholds, fallback = youden_thresholds_with_info(truth, prob)
+    with caplog.at_level("INFO", logger="derc"):
+        _log_thresholds(truth, prob, thresholds, fallback)
+    assert "NORM 0.500 (20, 50%)" in caplog.text and "BRADY 0.500 (1, 2%)" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "BRADY (1)" in warnings[0] and "NORM" not in warnings[0]
+    assert "PAC" not in warnings[0]  # no positives at all: the fallback, not a fragile fit
