@@ -120,3 +120,14 @@ def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pyt
     assert digitizing == [0.0, 0.0]  # tiny ink maps are too coarse to digitize: no digitizer runs
     assert len(seconds) == 2 and all(s > 0 for s in seconds)  # the UNet (via the denoiser) and the classifier
     assert not model.denoiser._forward_hooks and not model.classifier._forward_pre_hooks  # hooks removed again
+
+
+@pytest.mark.slow
+def test_thresholds_smoke(tmp_path) -> None:
+    """A tiny quick start's validation probabilities rebuilt as training computed them: the current rule refits
+    the very thresholds the model saved; every rule is scored on the test records and on bootstrap draws."""
+    row = _run("bench_thresholds.py", tmp_path)
+    assert row["smoke"] and row["validation_records"] == 8 and row["test_records"] == 8
+    assert row["saved_thresholds_match"]["midpoint"]
+    assert set(row["rules"]) == {"cut", "midpoint", "f1"}
+    assert all(0 <= rule["test_macro_f"] <= 1 and rule["bootstrap_sd"] >= 0 for rule in row["rules"].values())
