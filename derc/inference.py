@@ -81,7 +81,8 @@ class DercModel:
                     f"model folder {model_folder} was trained with a signal branch but has no "
                     f"{mf.SIGNAL_CLASSIFIER_FILE}"
                 )
-            signal_classifier = load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval().to(device)
+            signal_classifier = fuse_conv_bn(load_signal_classifier(paths[mf.SIGNAL_CLASSIFIER_FILE], config).eval())
+            signal_classifier = signal_classifier.to(device)
             info = load_threshold_info(paths[mf.THRESHOLDS_FILE])
             weight = _signal_weight(info, paths[mf.THRESHOLDS_FILE])
             image_only = image_thresholds(info, paths[mf.THRESHOLDS_FILE])
@@ -212,15 +213,22 @@ def _signal_weight(info: dict, path) -> np.ndarray:
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into it, in place (inference only).
+    """Fold every eval-mode batch norm that directly follows a convolution into it, in place (inference only).
 
-    Handles convolution/batch-norm pairs that are neighbours in an ``nn.Sequential`` (UNet blocks, ResNet
-    downsampling) and attribute pairs ``convN``/``bnN`` (torchvision ResNet blocks and stem).
+    Handles Conv2d/BatchNorm2d and Conv1d/BatchNorm1d pairs that are neighbours in an ``nn.Sequential`` (UNet
+    blocks, ResNet downsampling, the signal classifier's blocks) and attribute pairs ``convN``/``bnN``
+    (torchvision ResNet blocks and stem).
     """
     if module.training:
         raise ValueError("fuse_conv_bn needs a module in eval mode")
     _fuse_children(module)
     return module
+
+
+def _fusable(conv: nn.Module, bn: nn.Module | None) -> bool:
+    return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or (
+        isinstance(conv, nn.Conv1d) and isinstance(bn, nn.BatchNorm1d)
+    )
 
 
 def _fuse_children(module: nn.Module) -> None:
@@ -229,13 +237,13 @@ def _fuse_children(module: nn.Module) -> None:
         names = list(children)
         for first, second in itertools.pairwise(names):
             conv, bn = children[first], children[second]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            if _fusable(conv, bn):
                 setattr(module, first, fuse_conv_bn_eval(conv, bn))
                 setattr(module, second, nn.Identity().eval())
     for name, child in children.items():
-        if name.startswith("conv") and isinstance(child, nn.Conv2d):
+        if name.startswith("conv"):
             bn = children.get("bn" + name[4:])
-            if isinstance(bn, nn.BatchNorm2d):
+            if _fusable(child, bn):
                 setattr(module, name, fuse_conv_bn_eval(child, bn))
                 setattr(module, "bn" + name[4:], nn.Identity().eval())
     for child in module.children():

@@ -205,3 +205,43 @@ def test_save_state_rejects_unloadable_values(tmp_path) -> None:
 
     with pytest.raises(TypeError, match="ndarray"):
         save_state(tmp_path / "x.pt", {"a": np.zeros(3)})
+
+
+def _with_running_stats(model: nn.Module) -> nn.Module:
+    """Eval mode with batch-norm statistics and affine parameters away from their initial values."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet18", "signal"])
+def test_fusing_batch_norms_keeps_outputs_and_leaves_none(name: str) -> None:
+    from derc.inference import fuse_conv_bn
+    from derc.models.signal import signal_classifier
+
+    torch.manual_seed(0)
+    model, x = {
+        "unet": (unet(width=4, depth=2), torch.rand(2, 3, 32, 48)),
+        "resnet18": (build_classifier("resnet18", in_channels=1, num_classes=11), torch.rand(2, 1, 64, 80)),
+        "signal": (signal_classifier(widths=(8, 16)), torch.randn(2, 24, 100)),
+    }[name]
+    model = _with_running_stats(model)
+    with torch.inference_mode():
+        before = model(x)
+        fused = fuse_conv_bn(model)
+        after = fused(x)
+    assert not any(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in fused.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_fusing_needs_eval_mode() -> None:
+    from derc.inference import fuse_conv_bn
+
+    with pytest.raises(ValueError, match="eval mode"):
+        fuse_conv_bn(unet(width=4, depth=1).train())
