@@ -1,9 +1,11 @@
 """How the threshold rule moves a trained model's test F-measure, and how much it swings with the validation draw.
 
-Reads a quick-start work folder (``python -m derc.demo``: ``train/``, ``test/``, ``test_input/``, ``model/``),
-rebuilds the model's validation probabilities exactly as training computed them (the classifier's validation
-views, and with stage C the digitized validation pages blended at the saved weights), reads the test records
-through the model, and scores three threshold rules with ``helper_code.compute_f_measure``:
+Reads a trained model with its training records and its test records: by default a quick-start work folder
+(``python -m derc.demo``: ``train/``, ``test/``, ``test_input/``, ``model/``), or any other (the accuracy
+benchmark's) named by ``--model``, ``--train``, ``--test`` and ``--test-input``. It rebuilds the model's
+validation probabilities exactly as training computed them (the classifier's validation views, and with stage C
+the digitized validation pages blended at the saved weights), reads the test records through the model, and
+scores three threshold rules with ``helper_code.compute_f_measure``:
 
 - ``cut``: Youden's J, threshold at the best cut's own score (the rule before 2026-12-06);
 - ``midpoint``: Youden's J, threshold halfway to the next lower validation score (``derc.thresholds``, now);
@@ -14,6 +16,10 @@ show both the rule's effect and how far one validation draw moves the score.
 
     python benchmarks/bench_thresholds.py --workdir demo          # after python -m derc.demo
     python benchmarks/bench_thresholds.py --smoke                 # trains a tiny quick start first (~2 min)
+    python benchmarks/bench_thresholds.py --model runs/bench_accuracy/model-signal \
+        --train runs/bench_accuracy/train-n3000-500-s0-dpi100-balanced \
+        --test runs/bench_accuracy/test-n3000-500-s0-dpi100-balanced \
+        --test-input runs/bench_accuracy/test_input-test-n3000-500-s0-dpi100-balanced
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from derc.data import make_loader
 from derc.images import load_record_images
 from derc.inference import DercModel
 from derc.labels import LABELS
+from derc.metrics import macro, per_label_metrics
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.pipeline import classifier_validation, predict_views
 from derc.records import index_records, split_entries
@@ -88,16 +95,17 @@ RULES: dict[str, Rule] = {"cut": _per_label(_at_cut), "midpoint": youden_thresho
 
 
 @torch.inference_mode()
-def validation_probabilities(work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(truth, image probabilities, probabilities the thresholds were fitted on) of the model's validation set."""
-    paths = mf.resolve(work / "model")
+def validation_probabilities(model: Path, train: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth, image probabilities, probabilities the thresholds were fitted on) of the validation set that
+    training split off ``train`` (the model's training records)."""
+    paths = mf.resolve(model)
     config = Config.load(paths[mf.CONFIG_FILE])
     device = torch.device("cpu")
     unet = build_unet(config)
     load_weights(paths[mf.UNET_FILE], unet, what="UNet weights")
     classifier = build_classifier_for(config)
     load_weights(paths[mf.CLASSIFIER_FILE], classifier, what="classifier weights")
-    entries = index_records(work / "train", find_records(str(work / "train")))
+    entries = index_records(train, find_records(str(train)))
     if config.max_records is not None:
         entries = entries[: config.max_records]
     _, val = split_entries(entries, val_fraction=config.val_fraction, seed=config.seed)
@@ -119,12 +127,15 @@ def validation_probabilities(work: Path) -> tuple[np.ndarray, np.ndarray, np.nda
     return truth, image, blend(image, signal, weight, was_read)
 
 
-def read_test_records(work: Path) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
-    """(true labels, probabilities as run_models decodes them, image probabilities, signal read) per test record."""
-    model = DercModel.load(work / "model")
+def read_test_records(
+    folder: Path, inputs: Path, test: Path
+) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
+    """(true labels, probabilities as run_models decodes them, image probabilities, signal read) per test record:
+    the model in ``folder`` reads the records of ``inputs`` (labels stripped); their labels come from ``test``."""
+    model = DercModel.load(folder)
     truths, probs, images, read = [], [], [], []
-    for name in find_records(str(work / "test_input")):
-        record = str(work / "test_input" / name)
+    for name in find_records(str(inputs)):
+        record = str(inputs / name)
         header = load_header(record)
         loaded = load_record_images(record, get_image_files(record), load_images)
         p, signal = model.read_record(
@@ -133,7 +144,7 @@ def read_test_records(work: Path) -> tuple[list[list[str]], np.ndarray, np.ndarr
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
         )
-        truths.append(load_labels(str(work / "test" / name)))
+        truths.append(load_labels(str(test / name)))
         probs.append(p)
         images.append(model.probabilities(model.denoise(model.fit_inputs(loaded))))
         read.append(signal is not None or not model.reads_signal)
@@ -163,6 +174,10 @@ def score_test(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="demo", help="a python -m derc.demo work folder (default: demo)")
+    parser.add_argument("--model", type=Path, help="model folder (default: WORKDIR/model)")
+    parser.add_argument("--train", type=Path, help="the model's training records (default: WORKDIR/train)")
+    parser.add_argument("--test", type=Path, help="test records with labels (default: WORKDIR/test)")
+    parser.add_argument("--test-input", type=Path, help="the same records without labels (default: WORKDIR/test_input)")
     parser.add_argument("--draws", type=int, default=200, help="bootstrap resamples of the validation set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
     parser.add_argument("--smoke", action="store_true", help="train a tiny quick start in a temporary folder first")
@@ -174,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             work, args.draws = Path(scratch) / "demo", 5
             command = [sys.executable, "-m", "derc.demo", "--workdir", str(work), "--train", "40", "--test", "8"]
             subprocess.run([*command, "--preset", "tiny"], cwd=ROOT, check=True, capture_output=True)
+        model, train, test = args.model or work / "model", args.train or work / "train", args.test or work / "test"
+        inputs = args.test_input or work / "test_input"
         started = time.perf_counter()
-        truth, image, fitted = validation_probabilities(work)
-        truths, probs, images, read = read_test_records(work)
-        saved = load_thresholds(mf.resolve(work / "model")[mf.THRESHOLDS_FILE])
+        truth, image, fitted = validation_probabilities(model, train)
+        truths, probs, images, read = read_test_records(model, inputs, test)
+        saved = load_thresholds(mf.resolve(model)[mf.THRESHOLDS_FILE])
         rng = np.random.default_rng(args.seed)
         draws = [rng.integers(0, len(truth), len(truth)) for _ in range(args.draws)]
         figures: dict[str, dict] = {}
@@ -197,14 +214,22 @@ def main(argv: list[str] | None = None) -> int:
                 "labelled_share_of_test": dict(zip(LABELS, np.round((probs >= thresholds).mean(axis=0), 3).tolist())),
             }
         gain = spreads["midpoint"] - spreads["cut"]
+        truth_test = np.array([[name in labels for name in LABELS] for labels in truths])
+        # how well each set is ranked, whatever the thresholds (decoded probabilities; unread pages: image route)
+        decoded = np.where(read[:, None], probs, images)
+        auroc = {"validation": macro(per_label_metrics(truth, fitted, saved), "auroc")}
+        auroc["test"] = macro(per_label_metrics(truth_test, decoded, saved), "auroc")
     append_result(
         "bench_thresholds",
         {
             "workdir": str(work) if not args.smoke else "smoke",
+            "model": str(model) if not args.smoke else "smoke",
             "smoke": args.smoke,
             "validation_records": len(truth),
             "validation_positives": dict(zip(LABELS, truth.sum(axis=0).astype(int).tolist())),
             "test_records": len(truths),
+            "test_positives": dict(zip(LABELS, truth_test.sum(axis=0).astype(int).tolist())),
+            "macro_auroc": auroc,
             "saved_thresholds_match": {
                 name: bool(np.allclose(rule(truth, fitted), saved)) for name, rule in RULES.items()
             },

@@ -131,3 +131,5 @@ def test_thresholds_smoke(tmp_path) -> None:
     assert row["saved_thresholds_match"]["midpoint"]
     assert set(row["rules"]) == {"cut", "midpoint", "f1"}
     assert all(0 <= rule["test_macro_f"] <= 1 and rule["bootstrap_sd"] >= 0 for rule in row["rules"].values())
+    assert all(0 <= value <= 1 for value in row["macro_auroc"].values())
+    assert sum(row["test_positives"].values()) >= row["test_records"]  # every record has at least one label
