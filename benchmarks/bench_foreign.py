@@ -87,7 +87,7 @@ def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[st
     names = sorted(p.stem for p in data.glob("*.hea"))
     entries = index_records(data, names)
     digitizer = Digitizer() if model.reads_signal else None
-    probs, image_probs, decided, truth, snr, refused = [], [], [], [], [], 0
+    probs, image_probs, decided, truth, snr, refused = [], [], [], [], [], []
     for entry in tqdm(entries, desc=data.name, leave=False):
         images = load_record_images(entry.path, get_image_files(entry.path), load_images)
         record = read_signal(entry.path)
@@ -96,9 +96,18 @@ def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[st
         signal = None
         if digitizer is not None:
             n = record.signal.shape[0]
-            signal = digitizer.signal(ink, fs=record.fs, num_samples=n, leads=list(LEADS), images=pages)
+            shapes = [np.shape(image)[:2] for image in images]  # as run_models passes them
+            signal = digitizer.signal(
+                ink,
+                fs=record.fs,
+                num_samples=n,
+                leads=list(LEADS),
+                record=entry.path,
+                images=pages,
+                source_shapes=shapes,
+            )
             if signal is None:
-                refused += 1
+                refused.append(entry.name)
             elif len(snr) < snr_records:
                 snr.append(float(np.mean(challenge_snr(record.signal, signal, record.fs))))
         probs.append(model.probabilities(ink, signal=signal, fs=record.fs, leads=list(LEADS)))
@@ -125,7 +134,8 @@ def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[st
         out[f"by_{group}"] = {kind: scores(kinds == kind) for kind in sorted(set(kinds))}
     if digitizer is not None:
         out |= {
-            "refused": refused,
+            "refused": len(refused),
+            "refused_records": refused,
             "snr_db_median": float(np.median(snr)) if snr else float("nan"),
             "snr_db_mean": float(np.mean(snr)) if snr else float("nan"),
             "snr_records": len(snr),
