@@ -215,10 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             }
         gain = spreads["midpoint"] - spreads["cut"]
         truth_test = np.array([[name in labels for name in LABELS] for labels in truths])
-        # how well each set is ranked, whatever the thresholds (decoded probabilities; unread pages: image route)
-        decoded = np.where(read[:, None], probs, images)
+        # how well each set is ranked, whatever the thresholds (probs of an unread page are its image route's)
         auroc = {"validation": macro(per_label_metrics(truth, fitted, saved), "auroc")}
-        auroc["test"] = macro(per_label_metrics(truth_test, decoded, saved), "auroc")
+        auroc["test"] = macro(per_label_metrics(truth_test, probs, saved), "auroc")
     append_result(
         "bench_thresholds",
         {

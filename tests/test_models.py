@@ -226,11 +226,11 @@ def test_fusing_batch_norms_keeps_outputs_and_leaves_none(name: str) -> None:
     from derc.models.signal import signal_classifier
 
     torch.manual_seed(0)
-    model, x = {
-        "unet": (unet(width=4, depth=2), torch.rand(2, 3, 32, 48)),
-        "resnet18": (build_classifier("resnet18", in_channels=1, num_classes=11), torch.rand(2, 1, 64, 80)),
-        "signal": (signal_classifier(widths=(8, 16)), torch.randn(2, 24, 100)),
-    }[name]
+    model, x = {  # built only for the case at hand
+        "unet": lambda: (unet(width=4, depth=2), torch.rand(2, 3, 32, 48)),
+        "resnet18": lambda: (build_classifier("resnet18", in_channels=1, num_classes=11), torch.rand(2, 1, 64, 80)),
+        "signal": lambda: (signal_classifier(widths=(8, 16)), torch.randn(2, 24, 100)),
+    }[name]()
     model = _with_running_stats(model)
     with torch.inference_mode():
         before = model(x)
