@@ -42,7 +42,7 @@ from derc.inference import DercModel
 from derc.labels import LABELS
 from derc.pipeline import train
 from derc.records import index_records, write_test_inputs
-from derc.thresholds import load_threshold_info
+from derc.thresholds import THRESHOLD_RULES, load_threshold_info
 from helper_code import (
     get_image_files,
     get_num_samples,
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         default=70,
         help="cap on optimisation steps per epoch of both stages (more records at the same compute; 0: none)",
     )
+    parser.add_argument(
+        "--threshold-rule", choices=THRESHOLD_RULES, default=None, help="how thresholds are fitted (default: preset's)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 10 training and 4 test records")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     base = replace(get_preset(args.preset), seed=args.seed)  # the seed draws the data and the models' start
     if args.signal_blend:
         base = replace(base, signal_blend=args.signal_blend)
+    if args.threshold_rule:
+        base = replace(base, threshold_rule=args.threshold_rule)
     args.max_steps = args.max_steps or None
     if args.max_steps is not None:
         base = replace(
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     append_result(
         "accuracy",
         {"preset": args.preset, "train": args.train, "test": args.test, "seed": args.seed, "mix": args.mix}
-        | {"max_steps": args.max_steps, "signal_blend": base.signal_blend}
+        | {"max_steps": args.max_steps, "signal_blend": base.signal_blend, "threshold_rule": base.threshold_rule}
         | {"smoke": args.smoke}
         | {"variants": results},
     )

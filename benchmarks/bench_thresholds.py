@@ -8,8 +8,10 @@ the digitized validation pages blended at the saved weights), reads the test rec
 scores three threshold rules with ``helper_code.compute_f_measure``:
 
 - ``cut``: Youden's J, threshold at the best cut's own score (the rule before 2026-12-06);
-- ``midpoint``: Youden's J, threshold halfway to the next lower validation score (``derc.thresholds``, now);
-- ``f1``: each label's F-optimal threshold on validation (what the Challenge scores; not the method's rule).
+- ``midpoint``: Youden's J, threshold halfway to the next lower validation score (``derc.thresholds``'s
+  ``youden`` rule);
+- ``f1``: each label's F-optimal cut on validation, threshold halfway below it as ``midpoint``
+  (``Config.threshold_rule = "f1"``; until 2026-12-06 evening this benchmark put it at the cut's own score).
 
 Each rule is scored on the saved validation set and on ``--draws`` bootstrap resamples of it, so the figures
 show both the rule's effect and how far one validation draw moves the score.
@@ -48,7 +50,7 @@ from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.pipeline import classifier_validation, predict_views
 from derc.records import index_records, split_entries
 from derc.signal_stage import blend, digitized_inputs, load_signal_classifier, signal_probabilities
-from derc.thresholds import load_threshold_info, load_thresholds, youden_thresholds
+from derc.thresholds import f1_thresholds, load_threshold_info, load_thresholds, youden_thresholds
 from helper_code import (
     compute_f_measure,
     find_records,
@@ -84,14 +86,7 @@ def _at_cut(truth: np.ndarray, prob: np.ndarray) -> float:
     return float(min(cuts[int(np.argmax(tpr - fpr))], 1.0))
 
 
-def _f1_optimal(truth: np.ndarray, prob: np.ndarray) -> float:
-    order = np.argsort(-prob, kind="stable")
-    hits = np.cumsum(truth[order])  # true positives when labelling the top k + 1
-    f1 = 2 * hits / (np.arange(1, len(prob) + 1) + truth.sum())
-    return float(prob[order][int(np.argmax(f1))])
-
-
-RULES: dict[str, Rule] = {"cut": _per_label(_at_cut), "midpoint": youden_thresholds, "f1": _per_label(_f1_optimal)}
+RULES: dict[str, Rule] = {"cut": _per_label(_at_cut), "midpoint": youden_thresholds, "f1": f1_thresholds}
 
 
 @torch.inference_mode()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from derc.fileio import write_json_atomic
+from derc.thresholds import THRESHOLD_RULES
 
 CONFIG_FORMAT_VERSION = 1
 PRESET_ENV = "DERC_PRESET"
@@ -112,6 +113,9 @@ class Config:
         )
     )
     val_fraction: float = 0.2
+    # How the per-label thresholds are chosen on the validation split: "youden" (Youden's J, the method's rule)
+    # or "f1" (each label's best F-measure, what the Challenge scores); see derc.thresholds.
+    threshold_rule: str = "youden"
     # Page layouts the renderer draws training images with.
     layouts: tuple[str, ...] = ("3x4", "6x2", "12x1")
     # Overall strength of the renderer's distortions (0 = clean paper, 1 = default).
@@ -140,6 +144,9 @@ class Config:
             raise ValueError(f"signal_hz must be > 0, got {self.signal_hz}")
         if self.signal_blend not in SIGNAL_BLENDS:
             raise ValueError(f"unknown signal_blend {self.signal_blend!r}; choose one of {', '.join(SIGNAL_BLENDS)}")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            rules = ", ".join(THRESHOLD_RULES)
+            raise ValueError(f"unknown threshold_rule {self.threshold_rule!r}; choose one of {rules}")
         low, high = self.render_dpi_scale
         if not 1.0 <= low <= high:
             raise ValueError(f"render_dpi_scale must satisfy 1 <= low <= high, got {self.render_dpi_scale}")
@@ -216,7 +223,7 @@ PRESETS: dict[str, Config] = {
         # Measured (BENCHMARKS.md): UNet lr 1e-3 denoises far better in 5 epochs than 1e-4 in 4 (validation
         # loss 0.41 vs 0.78). With batch 32 the classifier got 10 updates per epoch and stayed near chance for
         # 5-6 epochs; batch 8 gives 4x the updates for the same CPU time (AUROC 0.62 after 2 epochs), and the
-        # best epoch follows validation AUROC, which the Youden thresholds use, rather than a BCE loss that
+        # best epoch follows validation AUROC, on whose ranking the thresholds rest, rather than a BCE loss that
         # can be lowest at epoch 1 (the priors). The classifier keeps an EMA of its weights: on the accuracy
         # benchmark, with the same trained weights, it raised validation AUROC 0.887 -> 0.901 and test macro F
         # 0.679 -> 0.688 on 500 records.

@@ -1,7 +1,7 @@
 """Training of the whole DeRC model: UNet denoiser, then classifier, then per-label thresholds.
 
 Data flows one way: record -> rendered noisy image -> UNet -> ink map -> classifier -> probabilities
--> Youden thresholds. With ``Config.signal_branch`` a stage C (:mod:`derc.signal_stage`) also classifies the
+-> per-label thresholds. With ``Config.signal_branch`` a stage C (:mod:`derc.signal_stage`) also classifies the
 signal digitized from the ink map, and the thresholds are fitted on the validated blend of both. Each stage
 checkpoints into ``MODEL/work/`` every epoch; running the same training again on the same folders with the
 same settings resumes where it stopped.
@@ -44,7 +44,7 @@ from derc.signal_stage import (
     signal_loaders,
     signal_probabilities,
 )
-from derc.thresholds import save_thresholds, youden_thresholds_with_info
+from derc.thresholds import fit_thresholds_with_info, save_thresholds
 from derc.training import fit
 
 log = logging.getLogger("derc")
@@ -334,7 +334,8 @@ def fit_thresholds(
     signal: SignalBranch | None = None,
     val_records: Sequence[str] = (),
 ):
-    """Per-label Youden thresholds on the classifier's validation views (one fixed rendering per record).
+    """Per-label thresholds (``config.threshold_rule``) on the classifier's validation views (one fixed rendering
+    per record).
 
     With ``signal`` (stage C) the thresholds are fitted on the blend of image and signal probabilities, whose
     weight is chosen first on the same validation records (``val_records``: the views' record paths in order),
@@ -342,22 +343,24 @@ def fit_thresholds(
     """
     if not len(val_set):
         log.warning("no validation records: every threshold falls back to 0.5")
-        return np.full(len(LABELS), 0.5), {"fallback": list(LABELS), "validation_records": 0}
+        info = {"fallback": list(LABELS), "validation_records": 0, "rule": config.threshold_rule}
+        return np.full(len(LABELS), 0.5), info
     batch, workers = config.cls.batch_size, _workers_for(val_set, config)
     loader = make_loader(val_set, batch_size=batch, shuffle=False, num_workers=workers, seed=config.seed)
     y_true, y_prob = predict_views(unet, classifier, loader, device, denoiser=build_denoiser(config, unet))
+    rule = config.threshold_rule
     extra = {}
     if signal is not None:
         # the image route alone gets its own thresholds, for records whose page cannot be digitized
-        extra["image_thresholds"] = youden_thresholds_with_info(y_true, y_prob)[0].tolist()
+        extra["image_thresholds"] = fit_thresholds_with_info(y_true, y_prob, rule=rule)[0].tolist()
         y_prob, blend_info = _blend_validation(y_true, y_prob, signal, val_records, config, device)
         extra |= blend_info
-    thresholds, fallback = youden_thresholds_with_info(y_true, y_prob)
+    thresholds, fallback = fit_thresholds_with_info(y_true, y_prob, rule=rule)
     missing = [name for name, fb in zip(LABELS, fallback) if fb]
     if missing:
         log.warning("labels without both classes in validation use the fallback threshold: %s", ", ".join(missing))
     _log_thresholds(y_true, y_prob, thresholds, fallback)
-    info = {"fallback": missing, "validation_records": len(val_set), **extra}
+    info = {"fallback": missing, "validation_records": len(val_set), "rule": rule, **extra}
     return thresholds, info
 
 

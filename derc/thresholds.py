@@ -1,4 +1,5 @@
-"""Per-label decision thresholds maximising Youden's J (sensitivity + specificity - 1) on validation data.
+"""Per-label decision thresholds fitted on validation data: by Youden's J (sensitivity + specificity - 1, the
+method's rule) or by the F-measure (``rule="f1"``, what the Challenge scores).
 
 A label scores positive when its probability is at or above the threshold (as :func:`derc.labels.decode`).
 Ties in J are broken towards the HIGHEST cut (the first maximum along sklearn's descending threshold list):
@@ -9,6 +10,11 @@ label with a single validation positive (BRADY or TACHY among 80 validation reco
 records only when they scored at least as high as that one record. A label whose validation truth has no
 positives or no negatives has an undefined ROC curve (TPR or FPR is 0/0), so it gets ``fallback`` (0.5 by
 default, the natural cut of a sigmoid output trained with BCE); the ``fallback_mask`` says which ones.
+
+The F rule takes each label's cut of highest F-measure on validation (ties: again the highest cut) and the same
+halfway threshold below it. Youden's J weighs a missed positive and a false alarm by the label's prevalence, so
+for a rare label it labels many records to catch most positives; the F-measure counts false alarms against the
+positives found, which is what the Challenge's macro F rewards (BENCHMARKS.md, "Threshold rules").
 """
 
 from __future__ import annotations
@@ -27,24 +33,51 @@ from derc.labels import LABELS
 
 THRESHOLDS_FORMAT = "derc-thresholds"
 THRESHOLDS_FORMAT_VERSION = 1
+# How thresholds are chosen on validation: "youden" (the method) or "f1" (best F-measure per label).
+THRESHOLD_RULES = ("youden", "f1")
+
+
+def _halfway_below(cut: float, prob: np.ndarray) -> float:
+    """The threshold halfway between ``cut`` (a validation score, or above them all) and the next lower
+    validation score: it labels the validation records as ``cut`` does. ``cut`` itself when no score is lower
+    or the two are too close to have a float between them."""
+    high = min(float(cut), 1.0)
+    lower = prob[prob < cut]
+    if not lower.size:
+        return high
+    middle = 0.5 * (high + float(lower.max()))
+    return middle if middle > lower.max() else high
 
 
 def _youden_one(truth: np.ndarray, prob: np.ndarray) -> float:
     from sklearn.metrics import roc_curve  # imported here: inference loads thresholds without sklearn
 
     fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)  # cuts: the distinct scores, descending
-    best = int(np.argmax(tpr - fpr))  # first maximum = highest cut among ties
-    high = min(float(cuts[best]), 1.0)  # sklearn's first cut is +inf ("predict nothing")
-    if best + 1 == len(cuts):  # the lowest score (J = 0 there, so only reached when no cut beats +inf)
-        return high
-    middle = 0.5 * (high + float(cuts[best + 1]))
-    return middle if middle > cuts[best + 1] else high
+    best = int(np.argmax(tpr - fpr))  # first maximum = highest cut among ties; cuts[0] is +inf ("predict nothing")
+    return _halfway_below(cuts[best], prob)
 
 
-def youden_thresholds_with_info(
-    y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5
+def _f1_one(truth: np.ndarray, prob: np.ndarray) -> float:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, cuts = roc_curve(truth, prob, drop_intermediate=False)  # as in _youden_one
+    positives = int(truth.sum())
+    found = np.rint(tpr * positives)  # counts, so that equal F-measures compare equal
+    false_alarms = np.rint(fpr * (len(truth) - positives))
+    f1 = 2.0 * found / (found + false_alarms + positives)
+    return _halfway_below(cuts[int(np.argmax(f1))], prob)  # first maximum = highest cut among ties
+
+
+_RULES = {"youden": _youden_one, "f1": _f1_one}
+
+
+def fit_thresholds_with_info(
+    y_true: np.ndarray, y_prob: np.ndarray, *, rule: str = "youden", fallback: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds (float64, one per label) and a boolean mask of the labels that got ``fallback``."""
+    """Thresholds (float64, one per label) by ``rule`` (one of :data:`THRESHOLD_RULES`) and a boolean mask of
+    the labels that got ``fallback``."""
+    if rule not in _RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)}")
     truth = np.asarray(y_true)
     prob = np.asarray(y_prob, dtype=np.float64)
     if truth.ndim != 2 or truth.shape != prob.shape:
@@ -59,14 +92,26 @@ def youden_thresholds_with_info(
     for label in range(truth.shape[1]):
         positives = int(truth[:, label].sum())
         if 0 < positives < truth.shape[0]:
-            thresholds[label] = _youden_one(truth[:, label], prob[:, label])
+            thresholds[label] = _RULES[rule](truth[:, label], prob[:, label])
             fell_back[label] = False
     return thresholds, fell_back
+
+
+def youden_thresholds_with_info(
+    y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds at the maximum of Youden's J and the mask of labels that got ``fallback``."""
+    return fit_thresholds_with_info(y_true, y_prob, rule="youden", fallback=fallback)
 
 
 def youden_thresholds(y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5) -> np.ndarray:
     """Per-label thresholds at the maximum of Youden's J; see the module docstring for ties and fallbacks."""
     return youden_thresholds_with_info(y_true, y_prob, fallback=fallback)[0]
+
+
+def f1_thresholds(y_true: np.ndarray, y_prob: np.ndarray, *, fallback: float = 0.5) -> np.ndarray:
+    """Per-label thresholds at the maximum of the F-measure; see the module docstring."""
+    return fit_thresholds_with_info(y_true, y_prob, rule="f1", fallback=fallback)[0]
 
 
 def _jsonable(value: Any) -> Any:

@@ -70,6 +70,7 @@ def test_model_folder_holds_what_training_promised(trained: dict[str, Path]) -> 
     assert config["preset"] == "tiny"
     thresholds = json.loads(paths[mf.THRESHOLDS_FILE].read_text())
     assert thresholds["labels"] == list(LABELS)
+    assert thresholds["info"]["rule"] == config["threshold_rule"]  # the rule the thresholds were fitted by
     for name in ("train.log", "unet_log.csv", "unet_curves.png", "classifier_log.csv", "classifier_curves.png"):
         assert (model / name).is_file(), name
     assert not (model / mf.WORK).exists()

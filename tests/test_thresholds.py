@@ -1,4 +1,4 @@
-"""Youden thresholds on hand-made cases, fallbacks, and the JSON file format."""
+"""Youden and F-measure thresholds on hand-made cases, fallbacks, and the JSON file format."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from derc.config import Config
 from derc.errors import ModelFolderError
 from derc.labels import LABELS
 from derc.thresholds import (
+    f1_thresholds,
+    fit_thresholds_with_info,
     image_thresholds,
     load_threshold_info,
     load_thresholds,
@@ -74,6 +77,52 @@ def test_threshold_sits_midway_in_the_gap_of_equal_j() -> None:
     (threshold,) = youden_thresholds(truth, prob)
     assert threshold == pytest.approx(0.395)
     assert 0.70 >= threshold > 0.05
+
+
+def _rare_label() -> tuple[np.ndarray, np.ndarray]:
+    # 2 positives (0.9, 0.3) among 20 records; 3 negatives score between them, 15 below both
+    prob = np.array([0.9, 0.3, 0.8, 0.7, 0.6, *np.linspace(0.01, 0.25, 15)])[:, None]
+    truth = np.zeros_like(prob, dtype=int)
+    truth[:2] = 1
+    return truth, prob
+
+
+def test_f1_rule_on_a_rare_label() -> None:
+    truth, prob = _rare_label()
+    # Youden: J = 1 - 3/18 at the cut 0.3 (both positives, 3 false alarms) beats J = 0.5 at 0.9 -> halfway
+    #         to the next lower score (0.25)
+    # F: 2 * 0.4 * 1 / 1.4 = 0.571 at 0.3 against 2 * 1 * 0.5 / 1.5 = 0.667 at 0.9 -> halfway to 0.8
+    np.testing.assert_allclose(youden_thresholds(truth, prob), [0.275])
+    np.testing.assert_allclose(f1_thresholds(truth, prob), [0.85])
+
+
+def test_f1_thresholds_reach_the_best_f() -> None:
+    rng = np.random.default_rng(1)
+    truth = (rng.random((300, 4)) < [0.05, 0.2, 0.5, 0.8]).astype(int)
+    prob = np.round(np.clip(0.3 * truth + rng.random((300, 4)) * 0.8, 0, 1), 2)  # rounded: tied scores
+    thresholds, fell_back = fit_thresholds_with_info(truth, prob, rule="f1")
+    assert not fell_back.any()
+    for label in range(4):
+        t, p = truth[:, label] == 1, prob[:, label]
+        f1 = {c: 2 * ((p >= c) & t).sum() / ((p >= c).sum() + t.sum()) for c in np.unique(p)}
+        best = max(f1.values())
+        cut = p[p >= thresholds[label]].min()  # the lowest score the threshold labels
+        assert f1[cut] == best
+        # among equally good cuts the highest, and the threshold strictly inside the gap below it
+        assert all(f < best for c, f in f1.items() if c > cut)
+        assert p[p < cut].max() < thresholds[label] < cut
+
+
+def test_threshold_rules_share_the_fallback_and_refuse_unknown_rules() -> None:
+    truth, prob = _case()
+    thresholds, fell_back = fit_thresholds_with_info(truth, prob, rule="f1", fallback=0.3)
+    assert fell_back.tolist() == [False, False, True, True, False]
+    np.testing.assert_array_equal(thresholds[2:4], [0.3, 0.3])
+    with pytest.raises(ValueError, match="unknown threshold rule 'auc'"):
+        fit_thresholds_with_info(truth, prob, rule="auc")
+    with pytest.raises(ValueError, match="unknown threshold_rule 'auc'"):
+        Config(threshold_rule="auc")
+    assert Config().threshold_rule == "youden"
 
 
 def test_youden_rejects_bad_input() -> None:
