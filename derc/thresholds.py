@@ -33,8 +33,6 @@ from derc.labels import LABELS
 
 THRESHOLDS_FORMAT = "derc-thresholds"
 THRESHOLDS_FORMAT_VERSION = 1
-# How thresholds are chosen on validation: "youden" (the method) or "f1" (best F-measure per label).
-THRESHOLD_RULES = ("youden", "f1")
 
 
 def _halfway_below(cut: float, prob: np.ndarray) -> float:
@@ -69,6 +67,8 @@ def _f1_one(truth: np.ndarray, prob: np.ndarray) -> float:
 
 
 _RULES = {"youden": _youden_one, "f1": _f1_one}
+# How thresholds are chosen on validation: "youden" (the method) or "f1" (best F-measure per label).
+THRESHOLD_RULES = tuple(_RULES)
 
 
 def fit_thresholds_with_info(
