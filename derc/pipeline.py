@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from derc import distributed
 from derc import modelfolder as mf
@@ -101,7 +101,13 @@ def classifier_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str,
 
 
 def train_denoiser(
-    config: Config, train: Sequence[RecordEntry], val: Sequence[RecordEntry], work: Path, logs: Path, device, verbose
+    config: Config,
+    train: Sequence[RecordEntry],
+    val: Sequence[RecordEntry],
+    work: Path,
+    logs: Path,
+    device: torch.device,
+    verbose: bool,
 ) -> UNet:
     unet = build_unet(config)
     final = work / mf.UNET_FILE
@@ -133,7 +139,7 @@ def train_classifier(
     val_set: Dataset,
     work: Path,
     logs: Path,
-    device,
+    device: torch.device,
     verbose: bool,
 ) -> nn.Module:
     classifier = build_classifier_for(config, weights_path=config.classifier_weights)
@@ -182,7 +188,7 @@ def train_signal_classifier(
     val: Sequence[RecordEntry],
     work: Path,
     logs: Path,
-    device,
+    device: torch.device,
     verbose: bool,
 ) -> SignalBranch:
     """Stage C: digitize noisy pages of the records through the trained UNet, then fit the signal classifier.
@@ -247,7 +253,7 @@ def _workers_for(dataset, config: Config) -> int:
     return 0 if isinstance(dataset, CachedItems) else data_workers(config.num_workers)
 
 
-def classifier_validation(config: Config, val: Sequence[RecordEntry]):
+def classifier_validation(config: Config, val: Sequence[RecordEntry]) -> Dataset:
     """The classifier's validation views (one fixed rendering per record); the thresholds are fitted on them too."""
     return _validation(ClassifierViews(val, config, views=1, seed=config.seed + 3), config)
 
@@ -306,7 +312,12 @@ def _loaders(train_set, val_set, batch_size: int, config: Config, device):
 
 @torch.inference_mode()
 def predict_views(
-    unet: UNet, classifier: nn.Module, loader, device, *, denoiser: nn.Module | None = None
+    unet: UNet,
+    classifier: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    denoiser: nn.Module | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) over a loader of (noisy image, label vector) views.
 
@@ -329,11 +340,11 @@ def fit_thresholds(
     unet: UNet,
     classifier: nn.Module,
     val_set: Dataset,
-    device,
+    device: torch.device,
     *,
     signal: SignalBranch | None = None,
     val_records: Sequence[str] = (),
-):
+) -> tuple[np.ndarray, dict]:
     """Per-label thresholds (``config.threshold_rule``) on the classifier's validation views (one fixed rendering
     per record).
 

@@ -116,8 +116,11 @@ def digitized_inputs(
 
 
 def signal_loaders(
-    train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor], config: Config, device
-):
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: Config,
+    device: torch.device,
+) -> tuple[DataLoader, DataLoader]:
     """Shuffled, gain-jittered training batches and fixed validation batches of digitized inputs."""
     train_set = JitteredSignals(*train, leads=len(LEADS), gain=GAIN_JITTER, seed=config.seed + 5)
     val_set = JitteredSignals(*val, leads=len(LEADS))

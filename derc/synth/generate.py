@@ -47,7 +47,9 @@ def _atrial(h: Heart, beats: Beats, n: int, fs: float, t0: float, rng: np.random
     return np.zeros((n, 3))
 
 
-def render_heart(h: Heart, *, rng: np.random.Generator, fs: int = 500, duration_s: float = 10.0, noise: bool = True):
+def render_heart(
+    h: Heart, *, rng: np.random.Generator, fs: int = 500, duration_s: float = 10.0, noise: bool = True
+) -> np.ndarray:
     """Signal (round(fs*duration_s), 12) float32 mV for a drawn :class:`Heart`."""
     n_out = round(fs * duration_s)
     factor = int(np.ceil(MIN_INTERNAL_FS / fs)) if fs < MIN_INTERNAL_FS else 1
