@@ -138,6 +138,7 @@ def read_test_records(
             fs=get_sampling_frequency(header),
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
+            record=record,
         )
         truths.append(load_labels(str(test / name)))
         probs.append(p)
