@@ -53,6 +53,19 @@ def test_foreign_smoke(tmp_path) -> None:
     assert sum(v["records"] for v in row["foreign"]["by_layout"].values()) == 4
 
 
+def test_orientation_smoke(tmp_path) -> None:
+    """Both renderers' pages at every quarter turn and two analysis sides; every upright page of ours kept upright."""
+    row = _run("bench_orientation.py", tmp_path)
+    assert row["smoke"] and row["pages"] == 3
+    sides = (row["default"], 600)
+    for renderer in ("ours", "foreign"):
+        for side in sides:
+            got = row[f"{renderer}_{side}"]
+            assert 0 <= got["upright_turned"] <= 3 and 0 <= got["quarter_wrong"] <= 6 and 0 <= got["half_left"] <= 3
+            assert got["ms_per_page"] > 0
+    assert row[f"ours_{row['default']}"]["upright_turned"] == 0
+
+
 def test_signal_ceiling_smoke(tmp_path) -> None:
     row = _run("bench_signal_ceiling.py", tmp_path)
     assert row["smoke"] and row["hz"] == 25 and len(row["val_auroc_per_epoch"]) == 1
