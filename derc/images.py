@@ -69,8 +69,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _NUMERIC_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
-# Orientation analysis works on a copy whose longer side is this many pixels.
-ANALYSIS_SIDE = 1200  # px: the orientation check reads pages at most this long (longer side)
+# Orientation analysis reads the page shrunk to at most this many pixels along its longer side.
+ANALYSIS_SIDE = 1200
 _FLIP_MARGIN = 0.2  # a landscape page is turned 180° only when the glyph score is below -margin
 _MIN_EVIDENCE = 0.1  # summed glyph width, in page widths, needed to turn a landscape page over
 _INK_LEVEL = 190.0  # on lighting-normalised brightness (paper = 255): darker is ink
@@ -334,6 +334,8 @@ def glyph_score(rgb: np.ndarray, *, side: int = ANALYSIS_SIDE) -> tuple[float, f
     on its own pages (the fixed one where dark grid fragments pose as glyphs, the adaptive one where
     the header is fainter than the traces), and the pair errs less than either.
     """
+    if side < 1:
+        raise ValueError(f"side must be a positive number of pixels, got {side}")
     (fixed, fixed_evidence), (adaptive, adaptive_evidence) = map(_glyph_score_of, _ink_masks(rgb, side))
     return (fixed + adaptive) / 2.0, min(fixed_evidence, adaptive_evidence)
 

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFile, ImageFont
 
 from derc.errors import RecordError
 from derc.images import (
+    ANALYSIS_SIDE,
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
     channel_max,
@@ -385,6 +386,17 @@ def test_rotated_pages_come_back_upright() -> None:
         assert score > 0.15 and evidence >= 0.1
         for turns in range(4):
             assert np.array_equal(orient_landscape(np.rot90(page, turns)), page), (layout, turns)
+
+
+def test_orientation_reads_a_large_page_shrunk_and_rejects_a_bad_side() -> None:
+    """A page longer than ANALYSIS_SIDE is read shrunk to it and still comes back upright from every turn; a side
+    under one pixel is an error, not a silent guess."""
+    page = draw_page(np.random.default_rng(12), width_px=2000, layout="3x4", noise=12.0)
+    assert max(page.shape[:2]) > ANALYSIS_SIDE
+    for turns in range(4):
+        assert np.array_equal(orient_landscape(np.rot90(page, turns)), page), turns
+    with pytest.raises(ValueError, match="side"):
+        orient_landscape(page, side=0)
 
 
 @pytest.mark.parametrize(("grid", "seed"), [("hue", 16), ("grey", 17), ("grey", 20), ("grey", 38)])
