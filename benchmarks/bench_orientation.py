@@ -51,7 +51,6 @@ def pages(renderer: str, count: int, seed: int, dpi: float) -> list[tuple[np.nda
 def score(upright: list[tuple[np.ndarray, str]], side: int) -> dict:
     """Errors of each kind over ``upright`` pages at one analysis side (also per layout: pages, then errors at
     0°, 90°/270° and 180°), and the median time per call."""
-    errors = {0: 0, 1: 0, 2: 0, 3: 0}
     by_layout: dict[str, list[int]] = {}
     times = []
     for page, layout in upright:
@@ -62,13 +61,12 @@ def score(upright: list[tuple[np.ndarray, str]], side: int) -> dict:
             start = time.perf_counter()
             read = orient_landscape(shown, side=side)
             times.append(time.perf_counter() - start)
-            wrong = int(read.shape != page.shape or not np.array_equal(read, page))
-            errors[k] += wrong
-            counts[(1, 2, 3, 2)[k]] += wrong
+            counts[(1, 2, 3, 2)[k]] += int(not np.array_equal(read, page))  # unequal shapes are unequal too
+    totals = np.sum(list(by_layout.values()), axis=0, dtype=int) if by_layout else np.zeros(4, int)
     return {
-        "upright_turned": errors[0],
-        "quarter_wrong": errors[1] + errors[3],
-        "half_left": errors[2],
+        "upright_turned": int(totals[1]),
+        "quarter_wrong": int(totals[2]),
+        "half_left": int(totals[3]),
         "ms_per_page": 1e3 * float(np.median(times)),
         "by_layout": by_layout,
     }
