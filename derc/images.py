@@ -24,7 +24,8 @@ pages of our renderer (grids 70 % red, 15 % grey, 15 % other hues) and of benchm
 many foreign pages have no header to read). ``benchmarks/bench_orientation.py`` reruns this on 300 fresh pages
 of each renderer at all four turns (2026-12-07: ours 2 / 6 of 600 / 13, foreign 0 / 41 of 600 / 96); the pages
 are read at full size up to ANALYSIS_SIDE px, since reading them at half size missed 115 and 162 of the 180°
-pages.
+pages. A page left upside down here is read the right way up by the digitizer where its limb leads say so
+(:mod:`derc.digitize.upright`).
 """
 
 from __future__ import annotations

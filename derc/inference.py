@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +31,9 @@ from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, pick_de
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import image_thresholds, load_threshold_info, load_thresholds
+
+if TYPE_CHECKING:
+    from derc.digitize.upright import Reading
 
 log = logging.getLogger("derc")
 
@@ -169,23 +174,58 @@ class DercModel:
         """(label probabilities, digitized signal or None) of one record's images.
 
         The ink maps are digitized when ``digitizer`` is given (the record's digitization output) or the labels
-        use the signal (stage C); the same signal serves both.
+        use the signal (stage C); the same signal serves both (see :meth:`digitize`).
         """
         pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
         ink = self.denoise(pages)
         reader = digitizer or (Digitizer() if self.reads_signal else None)
         signal = None
         if reader is not None:
-            signal = reader.signal(
-                ink,
-                fs=fs,
-                num_samples=num_samples,
-                leads=leads,
-                record=record,
-                images=pages,
-                source_shapes=[np.shape(image)[:2] for image in images],
+            shapes = [np.shape(image)[:2] for image in images]
+            ink, signal = self.digitize(
+                ink, pages, reader, fs=fs, num_samples=num_samples, leads=leads, record=record, source_shapes=shapes
             )
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
+
+    def digitize(
+        self,
+        ink: torch.Tensor,
+        pages: Sequence[np.ndarray],
+        reader: Digitizer,
+        *,
+        fs: float,
+        num_samples: int,
+        leads: Sequence[str],
+        record: str = "",
+        source_shapes: Sequence[tuple[int, int]] | None = None,
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(the ink maps as ``reader`` read them, the record's signal or None) of a record's ink maps and their
+        ``pages`` (RGB at the model's input size). Where the digitizer's check wants a page read turned 180°, the
+        UNet denoises that page turned; a page read that way (its limb leads said so) comes back as that ink
+        map, so that the image route classifies what the signal came from."""
+        redone: list[torch.Tensor] = []  # the turned page's ink map, when the digitizer asked for it
+
+        def denoise_turned(page: np.ndarray) -> torch.Tensor:
+            redone.append(self.denoise([page]))
+            return redone[-1]
+
+        reading = reader.read(
+            ink,
+            fs=fs,
+            num_samples=num_samples,
+            leads=leads,
+            record=record,
+            images=pages,
+            source_shapes=source_shapes,
+            denoise=denoise_turned,
+        )
+        if reading is None:
+            return ink, None
+        if reading.turned:
+            index = reader.page_index(ink.shape[0])
+            ink = ink.clone()
+            ink[index] = redone[-1][0] if redone else torch.rot90(ink[index], 2, dims=(1, 2))
+        return ink, reading.signal
 
     def labels(self, probabilities: np.ndarray, *, image_only: bool = False) -> list[str]:
         """The labels whose probability reaches its threshold. ``image_only``: the probabilities are the image
@@ -196,6 +236,11 @@ class DercModel:
 
     def classify(self, images: Sequence[np.ndarray]) -> list[str]:
         return self.labels(self.probabilities(self.denoise(images)), image_only=True)
+
+
+def _turned_ink(denoise: Callable[[np.ndarray], torch.Tensor], page: np.ndarray) -> np.ndarray:
+    """The (H, W) ink map ``denoise`` makes of ``page`` turned 180°."""
+    return denoise(np.ascontiguousarray(np.rot90(page, 2)))[0, 0].float().cpu().numpy()
 
 
 def _signal_weight(info: dict, path) -> np.ndarray:
@@ -255,6 +300,7 @@ class Digitizer:
     """Turns a record's ink map (the UNet's output) back into its signal, in the header's lead order."""
 
     image_index: int = 0  # which of the record's images is digitized
+    upright_check: bool = True  # read a page turned 180° when its limb leads say so (derc.digitize.upright)
 
     @classmethod
     def for_model(cls, model: DercModel) -> Digitizer | None:
@@ -272,6 +318,10 @@ class Digitizer:
 
         return cls()
 
+    def page_index(self, pages: int) -> int:
+        """Which of a record's ``pages`` ink maps is digitized."""
+        return min(self.image_index, pages - 1)
+
     def signal(
         self,
         ink: torch.Tensor,
@@ -283,27 +333,60 @@ class Digitizer:
         images: Sequence[np.ndarray] | None = None,
         source_shapes: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray | None:
-        """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails.
+        """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails; see
+        :meth:`read`."""
+        reading = self.read(
+            ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=images, source_shapes=source_shapes
+        )
+        return None if reading is None else reading.signal
+
+    def read(
+        self,
+        ink: torch.Tensor,
+        *,
+        fs: float,
+        num_samples: int,
+        leads: Sequence[str],
+        record: str = "",
+        images: Sequence[np.ndarray] | None = None,
+        source_shapes: Sequence[tuple[int, int]] | None = None,
+        denoise: Callable[[np.ndarray], torch.Tensor] | None = None,
+    ) -> Reading | None:
+        """The record's signal and which way up its page was read (:class:`derc.digitize.upright.Reading`), or
+        None when it fails.
 
         ``images`` are the RGB pages the ink maps came from (any size): their printed grid corrects the time
         axis of a wrinkled or creased page. ``source_shapes``: the (height, width) of the images as loaded,
         before resizing to the model's input (the voltage axis's scale follows their aspect; None: letter
-        pages). The signal is the second output: a page the digitizer cannot read (an unknown layout, say) gets
-        no signal, logged with the reason, and keeps its labels.
+        pages). With ``upright_check`` a page whose limb leads read far more consistently turned 180° is read
+        that way (:func:`derc.digitize.upright.read_upright`); ``denoise`` maps a page (RGB) to its (1, 1, H, W)
+        ink map, for reading the page turned (None: its ink map is turned instead). A page the digitizer cannot
+        read (an unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import digitize
+        from derc.digitize.limb import complete_limb_leads, limb_consistency
+        from derc.digitize.upright import Reading, read_upright
 
-        index = min(self.image_index, ink.shape[0] - 1)
+        index = self.page_index(ink.shape[0])
         ink_map = ink[index, 0].float().cpu().numpy()
         page = None if images is None or index >= len(images) else images[index]
         source = None if source_shapes is None or index >= len(source_shapes) else tuple(source_shapes[index])
+        args = {"fs": float(fs), "num_samples": int(num_samples), "leads": list(leads), "page": page}
         try:
-            return digitize(
-                ink_map, fs=float(fs), num_samples=int(num_samples), leads=list(leads), page=page, source_shape=source
-            )
+            if self.upright_check:
+                turned = None if denoise is None or page is None else partial(_turned_ink, denoise, page)
+                reading = read_upright(ink_map, source_shape=source, turned_ink=turned, **args)
+            else:
+                signal = digitize(ink_map, source_shape=source, derive_limb=False, **args)
+                reading = Reading(complete_limb_leads(signal, leads), False, limb_consistency(signal, leads))
         except Exception as error:
             log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
             return None
+        if reading.turned:
+            log.info(
+                "record %s: page %d read upside down (limb-lead consistency %.2f)", record, index, reading.consistency
+            )
+        return reading
 
 
 __all__ = ["LABELS", "DercModel", "Digitizer"]

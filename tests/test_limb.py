@@ -67,3 +67,24 @@ def test_six_shown_tracings_are_reconciled(signal: np.ndarray) -> None:
     np.testing.assert_array_equal(out[:, 6:], est[:, 6:].astype(np.float32))
     kept = complete_limb_leads(est, LEADS, reconcile=False)
     np.testing.assert_array_equal(kept, est.astype(np.float32))  # nothing missing: nothing to derive
+
+
+def test_consistency_of_true_limb_leads_is_one_and_of_other_leads_is_not(signal: np.ndarray) -> None:
+    from derc.digitize.limb import limb_consistency
+
+    for layout in ("3x4", "6x2", "12x1"):
+        shown = np.where(shown_mask(layout, signal.shape[0], FS), signal, np.nan)
+        assert limb_consistency(shown, LEADS) == pytest.approx(1.0, abs=1e-6), layout
+        # the panels of a page read upside down: each lead's panel holds another lead, inverted
+        swapped = -shown[::-1, ::-1]
+        assert limb_consistency(swapped, LEADS) < 0.8, layout
+
+
+def test_consistency_needs_three_limb_leads_at_once(signal: np.ndarray) -> None:
+    from derc.digitize.limb import limb_consistency
+
+    two = np.full_like(signal, np.nan)
+    two[:, [0, 1]] = signal[:, [0, 1]]  # two leads are always explained: no evidence
+    assert np.isnan(limb_consistency(two, LEADS))
+    assert np.isnan(limb_consistency(signal[:, 6:], LEADS[6:]))  # no limb leads at all
+    assert np.isnan(limb_consistency(signal[:0], LEADS))

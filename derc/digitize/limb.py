@@ -12,7 +12,7 @@ on clean ones. With three or four (3x4) the fit did not beat the tracings, so th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -29,6 +29,24 @@ LIMB_COEFFICIENTS: dict[str, tuple[float, float]] = {
 RECONCILE_MIN_SHOWN = 5
 
 
+def _limb_columns(leads: Sequence[str]) -> tuple[list[int], np.ndarray]:
+    """The columns of ``leads`` that are limb leads and their (I, II) coefficients (rows)."""
+    names = [str(n).strip().lower() for n in leads]
+    cols = [j for j, n in enumerate(names) if n in LIMB_COEFFICIENTS]
+    return cols, np.array([LIMB_COEFFICIENTS[names[j]] for j in cols]).reshape(-1, 2)
+
+
+def _shown_groups(finite: np.ndarray, coef: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(samples, shown) per pattern of shown limb leads whose coefficients have rank 2 (a page has a handful):
+    ``samples`` share the boolean mask ``shown`` over the limb columns."""
+    pattern = finite @ (1 << np.arange(finite.shape[1]))
+    for key in np.unique(pattern):
+        rows = np.flatnonzero(pattern == key)
+        shown = finite[rows[0]]
+        if shown.sum() >= 2 and np.linalg.matrix_rank(coef[shown]) == 2:
+            yield rows, shown
+
+
 def complete_limb_leads(signal: np.ndarray, leads: Sequence[str], *, reconcile: bool = True) -> np.ndarray:
     """A copy of ``signal`` (samples x leads) whose limb leads are made consistent where possible.
 
@@ -38,27 +56,45 @@ def complete_limb_leads(signal: np.ndarray, leads: Sequence[str], *, reconcile: 
     than two independent limb leads are finite stay NaN.
     """
     out = np.array(signal, dtype=np.float32, copy=True)
-    names = [str(n).strip().lower() for n in leads]
-    cols = [j for j, n in enumerate(names) if n in LIMB_COEFFICIENTS]
+    cols, coef = _limb_columns(leads)
     if len(cols) < 3 or out.shape[0] == 0:
         return out
-    coef = np.array([LIMB_COEFFICIENTS[names[j]] for j in cols])  # (L, 2)
     limb = out[:, cols].astype(np.float64)
     finite = np.isfinite(limb)
     count = finite.sum(axis=1)
     refit = (~finite & (count >= 2)[:, None]) | (finite & (count >= RECONCILE_MIN_SHOWN)[:, None] & reconcile)
     if not refit.any():
         return out
-    # samples sharing a pattern of shown leads share one solve (a page has a handful of patterns)
-    pattern = finite @ (1 << np.arange(len(cols)))
-    for key in np.unique(pattern[refit.any(axis=1)]):
-        rows = np.flatnonzero(pattern == key)
-        shown = finite[rows[0]]
-        a = coef[shown]
-        if np.linalg.matrix_rank(a) < 2:
-            continue
-        basis = np.linalg.lstsq(a, limb[np.ix_(rows, np.flatnonzero(shown))].T, rcond=None)[0]  # (2, n)
+    for rows, shown in _shown_groups(finite, coef):
         target = np.flatnonzero(refit[rows[0]])
+        if target.size == 0:
+            continue
+        basis = np.linalg.lstsq(coef[shown], limb[np.ix_(rows, np.flatnonzero(shown))].T, rcond=None)[0]  # (2, n)
         limb[np.ix_(rows, target)] = (coef[target] @ basis).T
     out[:, cols] = np.where(refit, limb, out[:, cols]).astype(np.float32)
     return out
+
+
+def limb_consistency(signal: np.ndarray, leads: Sequence[str]) -> float:
+    """How well the limb leads read at the same time obey Einthoven's and Goldberger's laws: 1 minus the share of
+    their energy (mV², each panel relative to its own baseline) that no (I, II) explains, over the samples
+    where three or more limb leads are shown; NaN where no sample shows three.
+
+    A page read the right way up scores near 1 (its limb leads are one heart vector seen from six angles); read
+    upside down, the panels where the limb leads should be hold other leads, turned over and reversed in
+    time, which obey no such law (the orientation check of :func:`derc.digitize.read_upright`).
+    """
+    cols, coef = _limb_columns(leads)
+    if len(cols) < 3 or np.shape(signal)[0] == 0:
+        return float("nan")
+    limb = np.asarray(signal, dtype=np.float64)[:, cols]
+    finite = np.isfinite(limb)
+    unexplained = total = 0.0
+    for rows, shown in _shown_groups(finite, coef):
+        if shown.sum() < 3:
+            continue  # two leads are always explained
+        values = limb[np.ix_(rows, np.flatnonzero(shown))].T
+        basis = np.linalg.lstsq(coef[shown], values, rcond=None)[0]
+        unexplained += float(np.square(coef[shown] @ basis - values).sum())
+        total += float(np.square(values).sum())
+    return 1.0 - unexplained / total if total > 0 else float("nan")

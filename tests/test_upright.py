@@ -1,0 +1,83 @@
+"""The digitizer's orientation check: a page read upside down is read the right way up when its limb leads say so
+(derc.digitize.upright), and the image route then classifies the page turned the same way."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from derc.digitize import digitize
+from derc.digitize.evaluation import challenge_snr, render_ink
+from derc.digitize.limb import limb_consistency
+from derc.digitize.upright import FLIP_MARGIN, read_upright
+from derc.inference import Digitizer
+from derc.labels import LEADS
+from derc.synth import sample_labels, synthesize
+
+FS = 500.0
+N = 5000
+SHAPE = (448, 576)  # half the paper preset's size: fast, and still readable
+
+
+@pytest.fixture(scope="module")
+def signal() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
+
+
+@pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
+def test_an_upside_down_page_is_read_upright(signal: np.ndarray, layout: str) -> None:
+    ink = render_ink(signal, FS, layout, rng=np.random.default_rng(2), shape=SHAPE).ink
+    upright = read_upright(ink, fs=FS, num_samples=N, leads=LEADS)
+    assert not upright.turned
+    np.testing.assert_array_equal(upright.signal, digitize(ink, fs=FS, num_samples=N, leads=LEADS))
+    wrong = digitize(np.rot90(ink, 2), fs=FS, num_samples=N, leads=LEADS, derive_limb=False)
+    print(
+        layout,
+        "consistency right",
+        round(upright.consistency, 3),
+        "upside down",
+        round(limb_consistency(wrong, LEADS), 3),
+    )
+    assert upright.consistency > limb_consistency(wrong, LEADS) + FLIP_MARGIN
+    turned = read_upright(np.ascontiguousarray(np.rot90(ink, 2)), fs=FS, num_samples=N, leads=LEADS)
+    assert turned.turned and turned.consistency == pytest.approx(upright.consistency, abs=0.05)
+    snr = float(np.nanmean(challenge_snr(signal, turned.signal, FS)))
+    assert snr >= float(np.nanmean(challenge_snr(signal, upright.signal, FS))) - 1.0, snr
+
+
+def test_the_check_can_be_switched_off_and_reports_the_turn(signal: np.ndarray) -> None:
+    ink = render_ink(signal, FS, "3x4", rng=np.random.default_rng(3), shape=SHAPE).ink
+    maps = torch.from_numpy(np.ascontiguousarray(np.rot90(ink, 2)))[None, None]
+    on = Digitizer().read(maps, fs=FS, num_samples=N, leads=LEADS)
+    off = Digitizer(upright_check=False).read(maps, fs=FS, num_samples=N, leads=LEADS)
+    assert on is not None and on.turned
+    assert off is not None and not off.turned and off.consistency < on.consistency - FLIP_MARGIN
+
+
+def test_margin_is_checked(signal: np.ndarray) -> None:
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="margin"):
+            read_upright(np.zeros((64, 80), np.float32), fs=FS, num_samples=N, leads=LEADS, margin=bad)
+
+
+def test_the_turned_page_is_denoised_anew_when_the_check_reads_it(signal: np.ndarray) -> None:
+    """The ink map of an upside-down photo is poor (here: blurred); the check asks for the photo turned upright
+    to be denoised again and reads that, not the poor ink map turned."""
+    page = render_ink(signal, FS, "6x2", rng=np.random.default_rng(4), shape=SHAPE)
+    poor = cv2.GaussianBlur(np.ascontiguousarray(np.rot90(page.ink, 2)), (0, 0), 3.0)
+    upside_down = np.ascontiguousarray(np.rot90(page.photo, 2))
+    asked: list[np.ndarray] = []
+
+    def denoise(photo: np.ndarray) -> torch.Tensor:  # stands in for the UNet: the clean ink of the upright photo
+        asked.append(photo)
+        return torch.from_numpy(page.ink)[None, None]
+
+    maps = torch.from_numpy(poor)[None, None]
+    reading = Digitizer().read(maps, fs=FS, num_samples=N, leads=LEADS, images=[upside_down], denoise=denoise)
+    assert reading is not None and reading.turned and reading.consistency > 0.9
+    assert len(asked) == 1 and np.array_equal(asked[0], np.rot90(upside_down, 2))
+    direct = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS, page=page.photo)  # the upright page read
+    np.testing.assert_allclose(reading.signal, direct, atol=1e-5)
