@@ -2,6 +2,7 @@
 
     python benchmarks/bench_foreign.py --model runs/bench_accuracy/model-signal \\
         --test runs/bench_accuracy/test-n3000-500-s0-dpi100-balanced [--records 500] [--seed 0]
+    python benchmarks/bench_foreign.py --model ... --test ... --turn 2 [--no-upright-check]   # pages upside down
     python benchmarks/bench_foreign.py --smoke      # a random-weight tiny model, 4 records (CI)
 
 The test records (signals and labels) are drawn twice: as they are (the package renderer's pages) and by
@@ -9,7 +10,10 @@ The test records (signals and labels) are drawn twice: as they are (the package 
 photo degradations, which the model never saw in training. Each set is run with run_model.py and scored
 with evaluate_model.py (macro F); per-label AUROC comes from the model's probabilities on the same pages, for
 the model's output and for the image route alone; with a signal branch, also how many pages the digitizer
-refused and the SNR (dB, as the Challenge scores it) of the signals it read. Appends one line to
+refused and the SNR (dB, as the Challenge scores it) of the signals it read. ``--turn K`` writes every page
+of both sets turned K quarter turns counter-clockwise (a scan fed the wrong way): the intake and the
+digitizer's limb-lead check must set it upright; ``--no-upright-check`` reads the pages without that check
+(AUROC and sklearn F only: run_model.py always runs the package's default). Appends one line to
 benchmarks/results.jsonl.
 """
 
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, append_result, macro_f_of, random_model, run_script, synth
 from foreign_pages import Drawn, draw_page
+from PIL import Image
 from sklearn.metrics import f1_score, roc_auc_score
 from tqdm import tqdm
 
@@ -39,9 +44,12 @@ from derc.signals import read_signal
 from helper_code import get_image_files, load_images
 
 
-def foreign_copy(source: Path, target: Path, records: list[str], seed: int, dpi: float) -> dict[str, Drawn]:
+def foreign_copy(
+    source: Path, target: Path, records: list[str], seed: int, dpi: float, turn: int = 0
+) -> dict[str, Drawn]:
     """Copy ``records`` (header, signal) to ``target`` with their pages redrawn by the foreign renderer under
-    the same file names (3x4 three times in four, as on most printouts); returns what each record's page shows."""
+    the same file names (3x4 three times in four, as on most printouts), turned ``turn`` quarter turns; returns
+    what each record's page shows."""
     target.mkdir(parents=True, exist_ok=True)
     drawn = {}
     for i, record in enumerate(tqdm(records, desc="foreign pages", leave=False)):
@@ -52,15 +60,22 @@ def foreign_copy(source: Path, target: Path, records: list[str], seed: int, dpi:
         data = read_signal(source / record)  # in LEADS order, as foreign_pages draws them
         for name in get_image_files(str(source / record)):
             page, drawn[record] = draw_page(data.signal, data.fs, rng=rng, layout=layout, dpi=dpi)
-            write_png_atomic(target / name, page)
+            write_png_atomic(target / name, np.ascontiguousarray(np.rot90(page, turn)))
     return drawn
 
 
-def subset_copy(source: Path, target: Path, records: list[str]) -> None:
-    """The same records with their own pages (hard links where the file system allows)."""
+def subset_copy(source: Path, target: Path, records: list[str], turn: int = 0) -> None:
+    """The same records with their own pages (hard links where the file system allows; pages rewritten turned
+    ``turn`` quarter turns when it is not 0)."""
     target.mkdir(parents=True, exist_ok=True)
     for record in records:
         for path in [*source.glob(f"{record}.*"), *source.glob(f"{record}-*")]:  # not another record's
+            if turn % 4 and path.suffix.lower() == ".png":
+                if not (target / path.name).exists():
+                    with Image.open(path) as image:
+                        page = np.asarray(image.convert("RGB"))
+                    write_png_atomic(target / path.name, np.ascontiguousarray(np.rot90(page, turn)))
+                continue
             if not (target / path.name).exists():
                 try:
                     os.link(path, target / path.name)
@@ -78,7 +93,9 @@ def official_f(model: Path, data: Path, work: Path) -> float:
     return macro_f_of(run_script(["evaluate_model.py", "-d", str(data), "-o", str(outputs)]))
 
 
-def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[str, dict[str, str]]) -> dict:
+def read_pages(
+    model_folder: Path, data: Path, snr_records: int, groups: dict[str, dict[str, str]], upright_check: bool = True
+) -> dict:
     """Macro AUROC of the model's output and of its image route alone, macro F (sklearn, labels present) of
     its labels, each also per group of records (``groups``: {"grid": {record: "red"}, ...}); the digitizer's
     refusals, and the SNR of what it read on the first ``snr_records`` pages (aligning as evaluate_model does
@@ -86,7 +103,7 @@ def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[st
     model = DercModel.load(model_folder)
     names = sorted(p.stem for p in data.glob("*.hea"))
     entries = index_records(data, names)
-    digitizer = Digitizer() if model.reads_signal else None
+    digitizer = Digitizer(upright_check=upright_check) if model.reads_signal else None
     probs, image_probs, decided, truth, snr, refused = [], [], [], [], [], []
     for entry in tqdm(entries, desc=data.name, leave=False):
         images = load_record_images(entry.path, get_image_files(entry.path), load_images)
@@ -97,13 +114,14 @@ def read_pages(model_folder: Path, data: Path, snr_records: int, groups: dict[st
         if digitizer is not None:
             n = record.signal.shape[0]
             shapes = [np.shape(image)[:2] for image in images]  # as run_models passes them
-            signal = digitizer.signal(
+            ink, signal = model.digitize(  # as read_record does: a page read upside down is also classified so
                 ink,
+                pages,
+                digitizer,
                 fs=record.fs,
                 num_samples=n,
                 leads=list(LEADS),
                 record=entry.path,
-                images=pages,
                 source_shapes=shapes,
             )
             if signal is None:
@@ -151,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the foreign pages")
     parser.add_argument("--dpi", type=float, default=100.0, help="dpi of the foreign pages")
     parser.add_argument("--snr-records", type=int, default=40, help="pages whose digitized signal is scored")
+    parser.add_argument("--turn", type=int, default=0, choices=range(4), help="quarter turns of every page")
+    parser.add_argument("--no-upright-check", action="store_true", help="the digitizer's limb-lead check off")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_foreign")
     parser.add_argument("--smoke", action="store_true", help="random-weight tiny model, 4 records")
     args = parser.parse_args(argv)
@@ -164,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.model is None or args.test is None:
         parser.error("--model and --test are required (or --smoke)")
     records = sorted(p.stem for p in args.test.glob("*.hea"))[: args.records]
-    tag = f"{args.test.name}-n{len(records)}"
+    tag = f"{args.test.name}-n{len(records)}" + (f"-turn{args.turn}" if args.turn else "")
     own, foreign = args.workdir / f"own-{tag}", args.workdir / f"foreign-{tag}-s{args.seed}-dpi{args.dpi:g}"
     started = time.perf_counter()
-    subset_copy(args.test, own, records)
-    drawn = foreign_copy(args.test, foreign, records, args.seed, args.dpi)
+    subset_copy(args.test, own, records, args.turn)
+    drawn = foreign_copy(args.test, foreign, records, args.seed, args.dpi, args.turn)
     draw_s = time.perf_counter() - started
     figures = {}
     groups = {
@@ -177,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         "layout": {record: d.geometry.layout for record, d in drawn.items()},
     }
     for name, data in (("own", own), ("foreign", foreign)):
-        scored = read_pages(args.model, data, args.snr_records, groups if name == "foreign" else {})
-        figures[name] = {"macro_f": official_f(args.model, data, args.workdir), **scored}
+        check = not args.no_upright_check
+        scored = read_pages(args.model, data, args.snr_records, groups if name == "foreign" else {}, check)
+        figures[name] = {"macro_f": official_f(args.model, data, args.workdir) if check else None, **scored}
     append_result(
         "accuracy_foreign",
         {
@@ -187,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             "records": len(records),
             "seed": args.seed,
             "dpi": args.dpi,
+            "turn": args.turn,
+            "upright_check": not args.no_upright_check,
             "draw_s": round(draw_s, 1),
             **figures,
         },

@@ -122,15 +122,18 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
 
 
 class _TimedDigitizer:
-    """The model's digitizer, with the wall time of each ``signal`` call appended to ``seconds``."""
+    """The model's digitizer, with the wall time of each ``read`` call appended to ``seconds``."""
 
     def __init__(self, inner, seconds: list[float]) -> None:
         self.inner, self.seconds = inner, seconds
 
-    def signal(self, *args, **kwargs):
+    def page_index(self, pages: int) -> int:
+        return self.inner.page_index(pages)
+
+    def read(self, *args, **kwargs):
         began = time.perf_counter()
         try:
-            return self.inner.signal(*args, **kwargs)
+            return self.inner.read(*args, **kwargs)
         finally:
             self.seconds.append(time.perf_counter() - began)
 

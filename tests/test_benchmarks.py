@@ -14,12 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(script: str, tmp_path: Path) -> dict:
+def _run(script: str, tmp_path: Path, *extra: str) -> dict:
     results = ROOT / "benchmarks" / "results.jsonl"
     before = results.read_text().count("\n") if results.exists() else 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DERC_DEVICE": "cpu"}
     done = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, f"benchmarks/{script}", "--smoke", *extra], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = results.read_text().splitlines()
@@ -45,9 +45,10 @@ def test_accuracy_smoke(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_foreign_smoke(tmp_path) -> None:
-    """A model on pages of the independent renderer: both sets scored, the foreign one by what its pages show."""
-    row = _run("bench_foreign.py", tmp_path)
-    assert row["records"] == 4 and set(row) >= {"own", "foreign"}
+    """A model on pages of the independent renderer, both sets written turned a quarter: both sets scored, the
+    foreign one by what its pages show."""
+    row = _run("bench_foreign.py", tmp_path, "--turn", "1")
+    assert row["records"] == 4 and row["turn"] == 1 and set(row) >= {"own", "foreign"}
     assert all(0 <= row[name]["macro_f"] <= 1 and row[name]["records"] == 4 for name in ("own", "foreign"))
     assert set(row["foreign"]["by_grid"]) <= {"red", "grey", "hue", "none"}
     assert sum(v["records"] for v in row["foreign"]["by_layout"].values()) == 4
@@ -64,6 +65,9 @@ def test_orientation_smoke(tmp_path) -> None:
             assert 0 <= got["upright_turned"] <= 3 and 0 <= got["quarter_wrong"] <= 6 and 0 <= got["half_left"] <= 3
             assert got["ms_per_page"] > 0
     assert row[f"ours_{row['default']}"]["upright_turned"] == 0
+    for renderer in ("ours", "foreign"):  # the limb-lead check ran on every page the intake returned
+        check = row[f"{renderer}_{row['default']}_checked"]["check"]
+        assert 0 <= check["turned"] <= check["read_twice"] and check["read_twice"] + check["unreadable"] <= 12
 
 
 def test_signal_ceiling_smoke(tmp_path) -> None:
