@@ -110,8 +110,9 @@ class Config:
     # Two digitized noisy pages per training record: with one, the 1D CNN ended at training loss 0.05 against
     # validation 0.13. On the accuracy benchmark's seed-1 model (same UNet, image classifier and test pages) two
     # raised validation macro AUROC 0.971 -> 0.981 and test macro F 0.891 -> 0.899 (PAC 0.70 -> 0.80), on pages
-    # of another renderer 0.821 -> 0.841 (AUROC 0.955 -> 0.965), for twice stage C's digitizing and epochs
-    # (+11 min on a slow 2-core host; BENCHMARKS.md, "Two digitized pages per record").
+    # of another renderer 0.821 -> 0.841 (AUROC 0.955 -> 0.965); on seed 0's, test macro F 0.848 -> 0.909. For
+    # twice stage C's digitizing and epochs (+11 min on a slow 2-core host; BENCHMARKS.md, "Two digitized pages
+    # per record").
     sig: StageConfig = field(
         default_factory=lambda: StageConfig(
             epochs=20,
