@@ -82,7 +82,7 @@ def limb_consistency(signal: np.ndarray, leads: Sequence[str]) -> float:
 
     A page read the right way up scores near 1 (its limb leads are one heart vector seen from six angles); read
     upside down, the panels where the limb leads should be hold other leads, turned over and reversed in
-    time, which obey no such law (the orientation check of :func:`derc.digitize.read_upright`).
+    time, which obey no such law (the orientation check of :func:`derc.digitize.upright.read_upright`).
     """
     cols, coef = _limb_columns(leads)
     if len(cols) < 3 or np.shape(signal)[0] == 0:
