@@ -322,24 +322,6 @@ class Digitizer:
         """Which of a record's ``pages`` ink maps is digitized."""
         return min(self.image_index, pages - 1)
 
-    def signal(
-        self,
-        ink: torch.Tensor,
-        *,
-        fs: float,
-        num_samples: int,
-        leads: Sequence[str],
-        record: str = "",
-        images: Sequence[np.ndarray] | None = None,
-        source_shapes: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray | None:
-        """The record's signal (num_samples x len(leads), mV, NaN where not shown), or None when it fails; see
-        :meth:`read`."""
-        reading = self.read(
-            ink, fs=fs, num_samples=num_samples, leads=leads, record=record, images=images, source_shapes=source_shapes
-        )
-        return None if reading is None else reading.signal
-
     def read(
         self,
         ink: torch.Tensor,

@@ -236,7 +236,7 @@ def test_a_failed_digitization_costs_the_signal_not_the_record(caplog):
     from derc.inference import Digitizer
 
     ink = torch.rand(1, 1, 224, 288)
-    assert Digitizer().signal(ink, fs=float("nan"), num_samples=-1, leads=["I"], record="r1") is None
+    assert Digitizer().read(ink, fs=float("nan"), num_samples=-1, leads=["I"], record="r1") is None
     assert "record r1: no signal (digitization failed" in caplog.text
 
 

@@ -143,6 +143,6 @@ def test_run_models_digitizer_uses_the_record_image() -> None:
     sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS)).astype(np.float64)
     page = render_ink(sig, FS, "3x4", rng=np.random.default_rng(6), noise=DISTORTIONS["wrinkles"])
     ink = torch.from_numpy(page.ink)[None, None]
-    got = Digitizer().signal(ink, fs=FS, num_samples=5000, leads=LEADS, record="r", images=[page.photo])
+    got = Digitizer().read(ink, fs=FS, num_samples=5000, leads=LEADS, record="r", images=[page.photo]).signal
     want = digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS, page=page.photo)
     np.testing.assert_array_equal(got, want)
