@@ -122,7 +122,9 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
 
 
 class _TimedDigitizer:
-    """The model's digitizer, with the wall time of each ``read`` call appended to ``seconds``."""
+    """The model's digitizer, with the wall time of each ``read`` call appended to ``seconds``, less the time of
+    the UNet passes it asks for (a page its limb-lead check reads turned 180°): those are forward passes, which
+    the forward timer already counts."""
 
     def __init__(self, inner, seconds: list[float]) -> None:
         self.inner, self.seconds = inner, seconds
@@ -130,12 +132,21 @@ class _TimedDigitizer:
     def page_index(self, pages: int) -> int:
         return self.inner.page_index(pages)
 
-    def read(self, *args, **kwargs):
+    def read(self, *args, denoise=None, **kwargs):
+        denoising: list[float] = []
+
+        def timed_denoise(page):
+            began = time.perf_counter()
+            try:
+                return denoise(page)
+            finally:
+                denoising.append(time.perf_counter() - began)
+
         began = time.perf_counter()
         try:
-            return self.inner.read(*args, **kwargs)
+            return self.inner.read(*args, denoise=None if denoise is None else timed_denoise, **kwargs)
         finally:
-            self.seconds.append(time.perf_counter() - began)
+            self.seconds.append(time.perf_counter() - began - sum(denoising))
 
 
 def run_models_latency(
