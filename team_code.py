@@ -40,7 +40,7 @@ def load_models(model_folder, verbose):
 
 def run_models(record, digitization_model, classification_model, verbose):
     from derc.errors import RecordError
-    from derc.images import load_record_images
+    from derc.images import load_record_pages
 
     try:
         header = load_header(record)
@@ -50,14 +50,15 @@ def run_models(record, digitization_model, classification_model, verbose):
         names = get_image_files(record)
     except Exception as error:
         raise RecordError(record, f"header lists no images ({error})") from error
-    images = load_record_images(record, names, load_images)
+    pages = load_record_pages(record, names, load_images)
     probabilities, signal = classification_model.read_record(
-        images,
+        [page.rgb for page in pages],
         fs=get_sampling_frequency(header),
         num_samples=get_num_samples(header),
         leads=get_signal_names(header),
         digitizer=digitization_model,
         record=record,
+        upright_by_text=[page.upright_by_text for page in pages],
     )
     labels = classification_model.labels(probabilities, image_only=signal is None)
     # the signal is the record's digitization only where it is worth it (Digitizer.for_model); else None

@@ -37,7 +37,7 @@ from sklearn.metrics import roc_auc_score
 
 from derc import modelfolder as mf
 from derc.config import SIGNAL_BLENDS, get_preset
-from derc.images import load_record_images
+from derc.images import load_record_pages
 from derc.inference import DercModel
 from derc.labels import LABELS
 from derc.pipeline import train
@@ -75,10 +75,18 @@ def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, 
         others = {"image": 0.0, "signal": 1.0, "macro_weight": info["signal_weight_auroc"]["macro_weight"]}
     probs, truth, other_probs = [], [], {name: [] for name in others}
     for entry in entries:
-        images = load_record_images(entry.path, get_image_files(entry.path), load_images)
+        pages = load_record_pages(entry.path, get_image_files(entry.path), load_images)
+        images = [page.rgb for page in pages]
         header = load_header(entry.path)
         fs, samples, leads = get_sampling_frequency(header), get_num_samples(header), get_signal_names(header)
-        p, signal = model.read_record(images, fs=fs, num_samples=samples, leads=leads, record=entry.path)
+        p, signal = model.read_record(  # as run_models reads it
+            images,
+            fs=fs,
+            num_samples=samples,
+            leads=leads,
+            record=entry.path,
+            upright_by_text=[page.upright_by_text for page in pages],
+        )
         probs.append(p)
         truth.append(entry.labels)
         ink = model.denoise(images) if others else None  # once for all the other blends

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from derc.config import get_preset
 from derc.digitize.evaluation import challenge_snr
 from derc.fileio import write_png_atomic
-from derc.images import load_record_images
+from derc.images import load_record_pages
 from derc.inference import DercModel, Digitizer
 from derc.labels import LABELS, LEADS
 from derc.records import index_records, write_test_inputs
@@ -106,7 +106,8 @@ def read_pages(
     digitizer = Digitizer(upright_check=upright_check) if model.reads_signal else None
     probs, image_probs, decided, truth, snr, refused = [], [], [], [], [], []
     for entry in tqdm(entries, desc=data.name, leave=False):
-        images = load_record_images(entry.path, get_image_files(entry.path), load_images)
+        loaded = load_record_pages(entry.path, get_image_files(entry.path), load_images)
+        images = [page.rgb for page in loaded]
         record = read_signal(entry.path)
         pages = model.fit_inputs(images)
         ink = model.denoise(pages)
@@ -123,6 +124,7 @@ def read_pages(
                 leads=list(LEADS),
                 record=entry.path,
                 source_shapes=shapes,
+                upright_by_text=loaded[digitizer.page_index(len(loaded))].upright_by_text,
             )
             if signal is None:
                 refused.append(entry.name)

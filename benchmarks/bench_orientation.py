@@ -32,8 +32,7 @@ from foreign_pages import draw_page
 from tqdm import tqdm
 
 from derc.config import get_preset
-from derc.digitize.upright import FLIP_MARGIN
-from derc.images import ANALYSIS_SIDE, orient_landscape
+from derc.images import ANALYSIS_SIDE, Page, orient_page
 from derc.inference import DercModel, Digitizer
 from derc.labels import LEADS
 from derc.render import render_ecg
@@ -72,11 +71,11 @@ def score(upright: list[tuple[np.ndarray, str]], side: int, model: DercModel | N
         for k in TURNS:
             shown = np.ascontiguousarray(np.rot90(page, k=k))
             start = time.perf_counter()
-            read = orient_landscape(shown, side=side)
+            oriented = orient_page(shown, side=side)
             times.append(time.perf_counter() - start)
-            upright_now = np.array_equal(read, page)  # unequal shapes are unequal too
+            upright_now = np.array_equal(oriented.rgb, page)  # unequal shapes are unequal too
             if model is not None:
-                upright_now ^= digitizer_turns(model, read, checked)
+                upright_now ^= digitizer_turns(model, oriented, checked)
             counts[(1, 2, 3, 2)[k]] += int(not upright_now)
     totals = np.sum(list(by_layout.values()), axis=0, dtype=int) if by_layout else np.zeros(4, int)
     row = {
@@ -89,9 +88,10 @@ def score(upright: list[tuple[np.ndarray, str]], side: int, model: DercModel | N
     return row | ({"check": checked} if model is not None else {})
 
 
-def digitizer_turns(model: DercModel, page: np.ndarray, tally: dict[str, int]) -> bool:
-    """Whether the model's digitizer reads ``page`` (as the intake left it) turned 180°, as run_model.py would.
-    ``tally`` counts the turns, the pages read both ways and the unreadable ones."""
+def digitizer_turns(model: DercModel, oriented: Page, tally: dict[str, int]) -> bool:
+    """Whether the model's digitizer reads ``oriented`` (the page as the intake left it) turned 180°, as
+    run_model.py would. ``tally`` counts the turns, the pages read both ways and the unreadable ones."""
+    page = oriented.rgb
     pages = model.fit_inputs([page])
     ink = model.denoise(pages)
     shape = [np.shape(page)[:2]]
@@ -104,12 +104,13 @@ def digitizer_turns(model: DercModel, page: np.ndarray, tally: dict[str, int]) -
         source_shapes=shape,
         record="page",
         denoise=lambda turned: model.denoise([turned]),
+        upright_by_text=oriented.upright_by_text,
     )
     if reading is None:
         tally["unreadable"] += 1
         return False
     tally["turned"] += int(reading.turned)
-    tally["read_twice"] += int(reading.turned or reading.consistency < 1.0 - FLIP_MARGIN)  # NaN: read once
+    tally["read_twice"] += int(reading.read_twice)
     return reading.turned
 
 

@@ -42,7 +42,7 @@ from derc import modelfolder as mf
 from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.data import make_loader
-from derc.images import load_record_images
+from derc.images import load_record_pages
 from derc.inference import DercModel
 from derc.labels import LABELS
 from derc.metrics import macro, per_label_metrics
@@ -132,13 +132,15 @@ def read_test_records(
     for name in find_records(str(inputs)):
         record = str(inputs / name)
         header = load_header(record)
-        loaded = load_record_images(record, get_image_files(record), load_images)
-        p, signal = model.read_record(
+        pages = load_record_pages(record, get_image_files(record), load_images)
+        loaded = [page.rgb for page in pages]
+        p, signal = model.read_record(  # as run_models reads it
             loaded,
             fs=get_sampling_frequency(header),
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
             record=record,
+            upright_by_text=[page.upright_by_text for page in pages],
         )
         truths.append(load_labels(str(test / name)))
         probs.append(p)

@@ -170,11 +170,14 @@ class DercModel:
         leads: Sequence[str],
         digitizer: Digitizer | None = None,
         record: str = "",
+        upright_by_text: Sequence[bool] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(label probabilities, digitized signal or None) of one record's images.
 
         The ink maps are digitized when ``digitizer`` is given (the record's digitization output) or the labels
-        use the signal (stage C); the same signal serves both (see :meth:`digitize`).
+        use the signal (stage C); the same signal serves both (see :meth:`digitize`). ``upright_by_text``: per
+        image, whether its printed text vouches for it as shown (:attr:`derc.images.Page.upright_by_text`, from
+        :func:`derc.images.load_record_pages`); such a page is not read turned by the digitizer's check.
         """
         pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
         ink = self.denoise(pages)
@@ -182,8 +185,17 @@ class DercModel:
         signal = None
         if reader is not None:
             shapes = [np.shape(image)[:2] for image in images]
+            vouched = bool(upright_by_text[reader.page_index(len(upright_by_text))]) if upright_by_text else False
             ink, signal = self.digitize(
-                ink, pages, reader, fs=fs, num_samples=num_samples, leads=leads, record=record, source_shapes=shapes
+                ink,
+                pages,
+                reader,
+                fs=fs,
+                num_samples=num_samples,
+                leads=leads,
+                record=record,
+                source_shapes=shapes,
+                upright_by_text=vouched,
             )
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
@@ -198,9 +210,11 @@ class DercModel:
         leads: Sequence[str],
         record: str = "",
         source_shapes: Sequence[tuple[int, int]] | None = None,
+        upright_by_text: bool = False,
     ) -> tuple[torch.Tensor, np.ndarray | None]:
         """(the ink maps as ``reader`` read them, the record's signal or None) of a record's ink maps and their
-        ``pages`` (RGB at the model's input size). Where the digitizer's check wants a page read turned 180°, the
+        ``pages`` (RGB at the model's input size); ``upright_by_text``: the digitized page's text vouches for it
+        as shown (see :meth:`Digitizer.read`). Where the digitizer's check wants a page read turned 180°, the
         UNet denoises that page turned; a page read that way (its limb leads said so) comes back as that ink
         map, so that the image route classifies what the signal came from."""
         redone: list[torch.Tensor] = []  # the turned page's ink map, when the digitizer asked for it
@@ -218,6 +232,7 @@ class DercModel:
             images=pages,
             source_shapes=source_shapes,
             denoise=denoise_turned,
+            upright_by_text=upright_by_text,
         )
         if reading is None:
             return ink, None
@@ -333,6 +348,7 @@ class Digitizer:
         images: Sequence[np.ndarray] | None = None,
         source_shapes: Sequence[tuple[int, int]] | None = None,
         denoise: Callable[[np.ndarray], torch.Tensor] | None = None,
+        upright_by_text: bool = False,
     ) -> Reading | None:
         """The record's signal and which way up its page was read (:class:`derc.digitize.upright.Reading`), or
         None when it fails.
@@ -342,7 +358,9 @@ class Digitizer:
         before resizing to the model's input (the voltage axis's scale follows their aspect; None: letter
         pages). With ``upright_check`` a page whose limb leads read far more consistently turned 180° is read
         that way (:func:`derc.digitize.upright.read_upright`); ``denoise`` maps a page (RGB) to its (1, 1, H, W)
-        ink map, for reading the page turned (None: its ink map is turned instead). A page the digitizer cannot
+        ink map, for reading the page turned (None: its ink map is turned instead); ``upright_by_text``: the page's
+        printed text vouches for it as shown (the intake left it unturned with a clearly upright glyph score), so
+        the check does not read it turned. A page the digitizer cannot
         read (an unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import digitize
@@ -357,7 +375,9 @@ class Digitizer:
         try:
             if self.upright_check:
                 turned = None if denoise is None or page is None else partial(_turned_ink, denoise, page)
-                reading = read_upright(ink_map, source_shape=source, turned_ink=turned, **args)
+                reading = read_upright(
+                    ink_map, source_shape=source, turned_ink=turned, upright_by_text=upright_by_text, **args
+                )
             else:
                 signal = digitize(ink_map, source_shape=source, derive_limb=False, **args)
                 reading = Reading(complete_limb_leads(signal, leads), False, limb_consistency(signal, leads))

@@ -20,11 +20,14 @@ from derc.images import (
     ANALYSIS_SIDE,
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
+    TEXT_UPRIGHT,
     channel_max,
     check_image_files,
     glyph_score,
     load_record_images,
+    load_record_pages,
     orient_landscape,
+    orient_page,
     pixel_limit,
     to_rgb,
 )
@@ -422,6 +425,35 @@ def test_load_record_images_orients_every_image(tmp_path: Path) -> None:
     record, names = make_record(tmp_path, files)
     out = load(record, names)
     assert len(out) == 2 and all(np.array_equal(o, page) for o in out)
+
+
+def test_the_intake_says_whether_it_turned_a_page_and_what_its_text_read() -> None:
+    """orient_page reports the page's glyph score as returned and whether it was left as shown; only a page left as
+    shown can vouch for itself by its text (a page the intake turned reads upright by the very evidence it acted
+    on, right or wrong)."""
+    page = draw_page(np.random.default_rng(11), width_px=700, layout="3x4", noise=12.0)
+    score, _ = glyph_score(page)
+    assert score >= TEXT_UPRIGHT
+    for turns in range(4):
+        oriented = orient_page(np.ascontiguousarray(np.rot90(page, turns)))
+        assert np.array_equal(oriented.rgb, page), turns
+        assert oriented.kept == (turns == 0)
+        assert oriented.text_score == pytest.approx(score, abs=0.01), turns
+        assert oriented.upright_by_text == (turns == 0)
+    upside_down = orient_page(np.ascontiguousarray(np.rot90(page, 2)), side=ANALYSIS_SIDE)
+    assert not upside_down.upright_by_text and upside_down.text_score > TEXT_UPRIGHT
+    blank = orient_page(np.full((300, 400, 3), 255, np.uint8))
+    assert blank.kept and not blank.upright_by_text
+
+
+def test_load_record_pages_carries_the_intakes_reading(tmp_path: Path) -> None:
+    page = draw_page(np.random.default_rng(12), width_px=800)
+    files = {"p-0.png": encode(Image.fromarray(np.rot90(page, 1))), "p-1.png": encode(Image.fromarray(page))}
+    record, names = make_record(tmp_path, files)
+    pages = load_record_pages(record, names, official_load_images)
+    assert [p.kept for p in pages] == [False, True]
+    assert all(np.array_equal(p.rgb, page) for p in pages)
+    assert [p.rgb for p in pages][1].tobytes() == load(record, names)[1].tobytes()
 
 
 # ---------------------------------------------------------------- fuzz

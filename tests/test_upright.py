@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from derc.digitize import digitize
+from derc.digitize import UnreadablePage, digitize
 from derc.digitize.evaluation import challenge_snr, render_ink
 from derc.digitize.limb import limb_consistency
 from derc.digitize.upright import FLIP_MARGIN, read_upright
@@ -55,6 +55,29 @@ def test_the_check_can_be_switched_off_and_reports_the_turn(signal: np.ndarray) 
     off = Digitizer(upright_check=False).read(maps, fs=FS, num_samples=N, leads=LEADS)
     assert on is not None and on.turned
     assert off is not None and not off.turned and off.consistency < on.consistency - FLIP_MARGIN
+
+
+def test_a_page_its_text_vouches_for_is_read_once(signal: np.ndarray) -> None:
+    """The turned reading (a UNet pass and a digitization) is skipped on a page whose printed text vouches for it as
+    shown, even where its limb leads disagree; without that the check reads it turned as before."""
+    ink = render_ink(signal, FS, "6x2", rng=np.random.default_rng(6), shape=SHAPE).ink
+    upside_down = np.ascontiguousarray(np.rot90(ink, 2))
+    asked: list[int] = []
+
+    def turned() -> np.ndarray:
+        asked.append(1)
+        return ink
+
+    args = {"fs": FS, "num_samples": N, "leads": LEADS, "turned_ink": turned}
+    kept = read_upright(upside_down, upright_by_text=True, **args)
+    assert asked == [] and not kept.turned and not kept.read_twice and kept.consistency < 1.0 - FLIP_MARGIN
+    fixed = read_upright(upside_down, **args)
+    assert asked == [1] and fixed.turned and fixed.read_twice
+    once = read_upright(ink, **args)  # consistent as shown: read once either way
+    assert asked == [1] and not once.turned and not once.read_twice
+    with pytest.raises(UnreadablePage):  # unreadable as shown and vouched for: no turned reading to fall back on
+        read_upright(np.random.default_rng(0).random(SHAPE, dtype=np.float32), upright_by_text=True, **args)
+    assert asked == [1]
 
 
 def test_margin_is_checked(signal: np.ndarray) -> None:

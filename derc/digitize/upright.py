@@ -19,6 +19,10 @@ the 150 corrections with room for pages read worse than ours (turning an upright
 error); 27 % of their upright pages are read twice. Upside-down 3x4 pages are the weak case: their wrong
 readings still score 0.64-0.82 (the limb leads of a 3x4 page give one or two constraints at a time, and
 neighbouring leads correlate).
+
+The second reading costs a UNet pass and a digitization (19 ms a record at ``small``), so it is skipped on a page
+whose printed text already vouches for it (``upright_by_text``: :attr:`derc.images.Page.upright_by_text`, a page
+the intake left as shown with a clearly upright glyph score).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Reading:
     signal: np.ndarray
     turned: bool
     consistency: float  # limb_consistency of the reading kept (NaN: no three limb leads shown at once)
+    read_twice: bool = False  # the page was also read turned 180° (the check's cost: a UNet pass, a digitization)
 
 
 def read_upright(
@@ -52,11 +57,13 @@ def read_upright(
     page: np.ndarray | None = None,
     source_shape: tuple[int, int] | None = None,
     turned_ink: Callable[[], np.ndarray] | None = None,
+    upright_by_text: bool = False,
     margin: float = FLIP_MARGIN,
 ) -> Reading:
     """Digitize ``ink`` (see :func:`derc.digitize.digitize`, whose arguments these are) the way up its limb
     leads say. ``turned_ink`` gives the ink map of the page turned 180° when asked (None: ``ink`` turned).
-    Raises the as-shown reading's :class:`UnreadablePage` when neither way reads."""
+    ``upright_by_text``: the page's printed text vouches for it as shown, so it is read only that way. Raises the
+    as-shown reading's :class:`UnreadablePage` when it is not read turned or neither way reads."""
     if not 0.0 <= margin <= 1.0:
         raise ValueError(f"margin must lie in [0, 1], got {margin}")
 
@@ -82,17 +89,20 @@ def read_upright(
         signal, score = attempt(False)
     except UnreadablePage as error:
         signal, score, refusal = None, 0.0, error
-    if signal is not None and not score < 1.0 - margin:  # no turned reading could win, or no evidence (NaN)
+    # no turned reading could win, or no evidence (NaN), or the text vouches for the page as shown
+    if signal is not None and (upright_by_text or not score < 1.0 - margin):
         return Reading(complete_limb_leads(signal, leads), False, score)
+    if signal is None and upright_by_text:
+        raise refusal
     try:
         other, other_score = attempt(True)
     except UnreadablePage:
         other, other_score = None, float("nan")
     if other is not None and other_score > score + margin:
-        return Reading(complete_limb_leads(other, leads), True, other_score)
+        return Reading(complete_limb_leads(other, leads), True, other_score, read_twice=True)
     if signal is None:
         raise refusal
-    return Reading(complete_limb_leads(signal, leads), False, score)
+    return Reading(complete_limb_leads(signal, leads), False, score, read_twice=True)
 
 
 __all__ = ["FLIP_MARGIN", "Reading", "read_upright"]
