@@ -185,7 +185,9 @@ class DercModel:
         signal = None
         if reader is not None:
             shapes = [np.shape(image)[:2] for image in images]
-            vouched = bool(upright_by_text[reader.page_index(len(upright_by_text))]) if upright_by_text else False
+            if upright_by_text is not None and len(upright_by_text) != len(images):
+                raise ValueError(f"upright_by_text has {len(upright_by_text)} flags for {len(images)} images")
+            vouched = bool(upright_by_text[reader.page_index(len(images))]) if upright_by_text else False
             ink, signal = self.digitize(
                 ink,
                 pages,
@@ -360,8 +362,8 @@ class Digitizer:
         that way (:func:`derc.digitize.upright.read_upright`); ``denoise`` maps a page (RGB) to its (1, 1, H, W)
         ink map, for reading the page turned (None: its ink map is turned instead); ``upright_by_text``: the page's
         printed text vouches for it as shown (the intake left it unturned with a clearly upright glyph score), so
-        the check does not read it turned. A page the digitizer cannot
-        read (an unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
+        the check does not read it turned. A page the digitizer cannot read (an unknown layout, say) gets no
+        signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import digitize
         from derc.digitize.limb import complete_limb_leads, limb_consistency

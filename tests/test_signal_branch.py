@@ -176,6 +176,8 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     page = render_ecg(record.signal, record.fs, dpi=40.0, rng=np.random.default_rng(1)).noisy
     probs, signal = model.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path)
     assert probs.shape == (len(LABELS),) and np.isfinite(probs).all()
+    with pytest.raises(ValueError, match="2 flags for 1 images"):  # the intake's flags go one per image
+        model.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, upright_by_text=[True, False])
     # bfloat16 forward passes (DERC_BF16; on by default on AMX CPUs) read the same page the same way
     fp32, bf16 = (dataclasses.replace(model, bf16=flag) for flag in (False, True))
     ink32, ink16 = fp32.denoise([page]), bf16.denoise([page])
