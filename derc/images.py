@@ -273,15 +273,13 @@ def _brightness(rgb: np.ndarray, side: int) -> np.ndarray:
     if scale < 1.0:
         size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
         brightness = cv2.resize(brightness, size, interpolation=cv2.INTER_AREA)
-    # the paper level is a local maximum over a window wider than any stroke
+    # the paper level is a local maximum over a window wider than any stroke (a square one: OpenCV dilates by a
+    # rectangle in two 1-D passes, ~8x faster than by a disc, and the box blur after it evens the corners out)
     window = max(15, round(max(brightness.shape) / 60)) | 1
-    paper = cv2.dilate(brightness, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (window, window)))
-    paper = cv2.blur(paper, (window, window)).astype(np.float32)
-    level = brightness.astype(np.float32)
-    level *= 255.0
-    level /= np.maximum(paper, 1.0, out=paper)
-    brightness = np.clip(level, 0, 255, out=level).astype(np.uint8)
-    return cv2.GaussianBlur(brightness, (3, 3), 0.7)
+    paper = cv2.blur(cv2.dilate(brightness, np.ones((window, window), np.uint8)), (window, window))
+    # the box is no wider than the dilation, so paper >= brightness: the ratio stays in 0..255 (0 / 0 gives 0)
+    level = cv2.divide(brightness, paper, scale=255.0)
+    return cv2.GaussianBlur(level, (3, 3), 0.7)
 
 
 def _ink_masks(rgb: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
