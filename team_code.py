@@ -51,14 +51,13 @@ def run_models(record, digitization_model, classification_model, verbose):
     except Exception as error:
         raise RecordError(record, f"header lists no images ({error})") from error
     pages = load_record_pages(record, names, load_images)
-    probabilities, signal = classification_model.read_record(
-        [page.rgb for page in pages],
+    probabilities, signal = classification_model.read_pages(
+        pages,
         fs=get_sampling_frequency(header),
         num_samples=get_num_samples(header),
         leads=get_signal_names(header),
         digitizer=digitization_model,
         record=record,
-        upright_by_text=[page.upright_by_text for page in pages],
     )
     labels = classification_model.labels(probabilities, image_only=signal is None)
     # the signal is the record's digitization only where it is worth it (Digitizer.for_model); else None

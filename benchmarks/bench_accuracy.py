@@ -79,14 +79,7 @@ def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, 
         images = [page.rgb for page in pages]
         header = load_header(entry.path)
         fs, samples, leads = get_sampling_frequency(header), get_num_samples(header), get_signal_names(header)
-        p, signal = model.read_record(  # as run_models reads it
-            images,
-            fs=fs,
-            num_samples=samples,
-            leads=leads,
-            record=entry.path,
-            upright_by_text=[page.upright_by_text for page in pages],
-        )
+        p, signal = model.read_pages(pages, fs=fs, num_samples=samples, leads=leads, record=entry.path)  # as run_models
         probs.append(p)
         truth.append(entry.labels)
         ink = model.denoise(images) if others else None  # once for all the other blends

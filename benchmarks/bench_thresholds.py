@@ -134,13 +134,12 @@ def read_test_records(
         header = load_header(record)
         pages = load_record_pages(record, get_image_files(record), load_images)
         loaded = [page.rgb for page in pages]
-        p, signal = model.read_record(  # as run_models reads it
-            loaded,
+        p, signal = model.read_pages(  # as run_models reads it
+            pages,
             fs=get_sampling_frequency(header),
             num_samples=get_num_samples(header),
             leads=get_signal_names(header),
             record=record,
-            upright_by_text=[page.upright_by_text for page in pages],
         )
         truths.append(load_labels(str(test / name)))
         probs.append(p)

@@ -23,7 +23,7 @@ from derc import modelfolder as mf
 from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.errors import ModelFolderError
-from derc.images import resize_image
+from derc.images import Page, resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
@@ -200,6 +200,28 @@ class DercModel:
                 upright_by_text=vouched,
             )
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
+
+    def read_pages(
+        self,
+        pages: Sequence[Page],
+        *,
+        fs: float,
+        num_samples: int,
+        leads: Sequence[str],
+        digitizer: Digitizer | None = None,
+        record: str = "",
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`read_record` of a record's pages as :func:`derc.images.load_record_pages` left them: their
+        images, each with what its printed text said of its orientation (``run_models`` reads records so)."""
+        return self.read_record(
+            [page.rgb for page in pages],
+            fs=fs,
+            num_samples=num_samples,
+            leads=leads,
+            digitizer=digitizer,
+            record=record,
+            upright_by_text=[page.upright_by_text for page in pages],
+        )
 
     def digitize(
         self,

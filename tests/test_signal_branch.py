@@ -15,6 +15,7 @@ from conftest import restored_derc_state
 from derc import modelfolder as mf
 from derc.config import Config, get_preset
 from derc.data import JitteredSignals
+from derc.images import Page
 from derc.inference import DercModel, _signal_weight
 from derc.labels import LABELS, LEADS
 from derc.modelfolder import ModelFolderError
@@ -178,6 +179,16 @@ def test_training_with_a_signal_branch_publishes_and_uses_it(tmp_path: Path) -> 
     assert probs.shape == (len(LABELS),) and np.isfinite(probs).all()
     with pytest.raises(ValueError, match="2 flags for 1 images"):  # the intake's flags go one per image
         model.read_record([page], fs=record.fs, num_samples=5000, leads=LEADS, upright_by_text=[True, False])
+    # the intake's pages read as read_record reads their images with their text's flags
+    for vouched in (True, False):
+        shown = Page(page, kept=True, text_score=1.0 if vouched else 0.0)
+        by_pages = model.read_pages([shown], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path)
+        by_images = model.read_record(
+            [page], fs=record.fs, num_samples=5000, leads=LEADS, record=entry.path, upright_by_text=[vouched]
+        )
+        assert np.array_equal(by_pages[0], by_images[0])
+        assert (by_pages[1] is None) == (by_images[1] is None)
+        assert by_pages[1] is None or np.array_equal(by_pages[1], by_images[1], equal_nan=True)
     # bfloat16 forward passes (DERC_BF16; on by default on AMX CPUs) read the same page the same way
     fp32, bf16 = (dataclasses.replace(model, bf16=flag) for flag in (False, True))
     ink32, ink16 = fp32.denoise([page]), bf16.denoise([page])
