@@ -555,7 +555,8 @@ def _trace_rows(
     points = []
     for j in rr:
         ci, kj = np.nonzero(steep[:, j, :])
-        _, first = np.unique(np.stack([kj, hs[ci, j, kj]]), axis=1, return_index=True)  # one point set per run
+        # one point set per run: the first of each (pixel row, run start), in that order (hs < n: one int key)
+        _, first = np.unique(kj * (n + 1) + hs[ci, j, kj], return_index=True)
         ci, kj = ci[first], kj[first]
         s0, s1 = hs[ci, j, kj], he[ci, j, kj]
         a, b = np.maximum(s0 - 1, 0), np.minimum(s1 + 2, n)
@@ -656,8 +657,15 @@ def _stray_columns(sx: np.ndarray, sy: np.ndarray, col_y: np.ndarray, flat: np.n
     lo = np.searchsorted(sx, cols - 1.0, side="left")
     hi = np.searchsorted(sx, cols + 1.0, side="right")
     near = hi > lo
-    for c, a, b in zip(cols[near], lo[near], hi[near], strict=True):
-        stray[c] = np.min(np.abs(sy[a:b] - col_y[c])) > reach
+    cols, lo, hi = cols[near], lo[near], hi[near]
+    if cols.size == 0:
+        return stray
+    # each column's distance to its nearest point: the points' distances laid end to end, one segment per column
+    count = hi - lo
+    starts = np.cumsum(count) - count
+    owner = np.repeat(np.arange(cols.size), count)
+    index = np.arange(owner.size) - starts[owner] + lo[owner]
+    stray[cols] = np.minimum.reduceat(np.abs(sy[index] - col_y[cols][owner]), starts) > reach
     return stray
 
 
