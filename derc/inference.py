@@ -387,9 +387,9 @@ class Digitizer:
         the check does not read it turned. A page the digitizer cannot read (an unknown layout, say) gets no
         signal, logged with the reason, and keeps its labels.
         """
-        from derc.digitize import digitize
-        from derc.digitize.limb import complete_limb_leads, limb_consistency
-        from derc.digitize.upright import Reading, read_upright
+        from derc.digitize import trace_page
+        from derc.digitize.limb import complete_limb_leads
+        from derc.digitize.upright import Reading, orientation_score, read_upright
 
         index = self.page_index(ink.shape[0])
         ink_map = ink[index, 0].float().cpu().numpy()
@@ -403,15 +403,13 @@ class Digitizer:
                     ink_map, source_shape=source, turned_ink=turned, upright_by_text=upright_by_text, **args
                 )
             else:
-                signal = digitize(ink_map, source_shape=source, derive_limb=False, **args)
-                reading = Reading(complete_limb_leads(signal, leads), False, limb_consistency(signal, leads))
+                read = trace_page(ink_map, source_shape=source, **args)
+                reading = Reading(complete_limb_leads(read.signal, leads), False, orientation_score(read, leads, fs=fs))
         except Exception as error:
             log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
             return None
         if reading.turned:
-            log.info(
-                "record %s: page %d read upside down (limb-lead consistency %.2f)", record, index, reading.consistency
-            )
+            log.info("record %s: page %d read upside down (orientation score %.2f)", record, index, reading.consistency)
         return reading
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from derc.digitize import UnreadablePage, digitize
+from derc.digitize import LeadTwice, PageReading, UnreadablePage, digitize, trace_page
 from derc.digitize.evaluation import challenge_snr, render_ink
 from derc.digitize.limb import limb_consistency
-from derc.digitize.upright import FLIP_MARGIN, read_upright
+from derc.digitize.upright import FLIP_MARGIN, MAX_LAG_S, lead_agreement, orientation_score, read_upright
 from derc.inference import Digitizer
 from derc.labels import LEADS
 from derc.synth import sample_labels, synthesize
@@ -33,19 +33,49 @@ def test_an_upside_down_page_is_read_upright(signal: np.ndarray, layout: str) ->
     upright = read_upright(ink, fs=FS, num_samples=N, leads=LEADS)
     assert not upright.turned
     np.testing.assert_array_equal(upright.signal, digitize(ink, fs=FS, num_samples=N, leads=LEADS))
-    wrong = digitize(np.rot90(ink, 2), fs=FS, num_samples=N, leads=LEADS, derive_limb=False)
-    print(
-        layout,
-        "consistency right",
-        round(upright.consistency, 3),
-        "upside down",
-        round(limb_consistency(wrong, LEADS), 3),
-    )
-    assert upright.consistency > limb_consistency(wrong, LEADS) + FLIP_MARGIN
+    wrong = orientation_score(trace_page(np.rot90(ink, 2), fs=FS, num_samples=N, leads=LEADS), LEADS, fs=FS)
+    print(layout, "orientation score right", round(upright.consistency, 3), "upside down", round(wrong, 3))
+    assert upright.consistency > wrong + FLIP_MARGIN
     turned = read_upright(np.ascontiguousarray(np.rot90(ink, 2)), fs=FS, num_samples=N, leads=LEADS)
     assert turned.turned and turned.consistency == pytest.approx(upright.consistency, abs=0.05)
     snr = float(np.nanmean(challenge_snr(signal, turned.signal, FS)))
     assert snr >= float(np.nanmean(challenge_snr(signal, upright.signal, FS))) - 1.0, snr
+
+
+def test_a_3x4_page_shows_lead_ii_twice_and_both_readings_agree_the_right_way_up(signal: np.ndarray) -> None:
+    ink = render_ink(signal, FS, "3x4", rng=np.random.default_rng(2), shape=SHAPE).ink
+    right = trace_page(ink, fs=FS, num_samples=N, leads=LEADS)
+    np.testing.assert_array_equal(right.signal, digitize(ink, fs=FS, num_samples=N, leads=LEADS, derive_limb=False))
+    (twice,) = right.twice  # the lead II panel, over the first 2.5 s that the rhythm strip also shows
+    assert LEADS[twice.column] == "II" and twice.start == 0 and twice.panel.shape == (N // 4,)
+    upside_down = trace_page(np.ascontiguousarray(np.rot90(ink, 2)), fs=FS, num_samples=N, leads=LEADS)
+    agree, disagree = lead_agreement(right, fs=FS), lead_agreement(upside_down, fs=FS)
+    print("lead II panel vs rhythm strip: right way up", round(agree, 3), "upside down", round(disagree, 3))
+    assert agree > 0.95 and disagree < agree - 0.05
+    assert orientation_score(right, LEADS, fs=FS) > orientation_score(upside_down, LEADS, fs=FS) + FLIP_MARGIN
+    # a layout without a rhythm strip shows every lead once: the limb leads alone score it
+    ink = render_ink(signal, FS, "6x2", rng=np.random.default_rng(2), shape=SHAPE).ink
+    once = trace_page(ink, fs=FS, num_samples=N, leads=LEADS)
+    assert once.twice == () and np.isnan(lead_agreement(once, fs=FS))
+    assert orientation_score(once, LEADS, fs=FS) == limb_consistency(once.signal, LEADS)
+
+
+def test_lead_agreement_forgives_a_small_time_offset_only(signal: np.ndarray) -> None:
+    quarter = N // 4
+    strip = np.full((N, len(LEADS)), np.nan, np.float32)
+    strip[:, 1] = signal[:, 1]
+    lag = round(0.6 * MAX_LAG_S * FS)
+
+    def agreement(panel: np.ndarray) -> float:
+        return lead_agreement(PageReading(strip, (LeadTwice(1, 0, panel.astype(np.float32)),)), fs=FS)
+
+    assert agreement(signal[:quarter, 1] + 0.3) == pytest.approx(1.0)  # a baseline offset does not count
+    assert agreement(signal[lag : lag + quarter, 1]) == pytest.approx(1.0)  # nor a time offset within MAX_LAG_S
+    far = 2 * round(MAX_LAG_S * FS) + 40
+    assert agreement(signal[far : far + quarter, 1]) < 0.9
+    assert agreement(-signal[:quarter, 1]) < 0.0  # a lead turned over
+    assert np.isnan(agreement(np.full(quarter, np.nan)))  # nothing traced: no evidence
+    assert np.isnan(lead_agreement(PageReading(strip), fs=FS))
 
 
 def test_the_check_can_be_switched_off_and_reports_the_turn(signal: np.ndarray) -> None:

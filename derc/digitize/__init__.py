@@ -98,6 +98,24 @@ class PageFit:
     row_found: tuple[bool, ...] = ()  # whether each row has its own ink peak (empty: all have)
 
 
+@dataclass(frozen=True)
+class LeadTwice:
+    """A lead the page shows twice over the same time: its short panel, read apart from the rhythm strip that
+    supplies the lead (lead II of a 3x4 page), over the panel's window of samples ``start`` onwards."""
+
+    column: int  # the lead's column in the signal
+    start: int
+    panel: np.ndarray  # (samples,) float32 mV, the panel's reading
+
+
+@dataclass(frozen=True)
+class PageReading:
+    """What :func:`trace_page` reads off a page: the signal as traced and the leads it shows twice."""
+
+    signal: np.ndarray  # (samples, leads) float32 mV, NaN where not shown; no limb lead derived
+    twice: tuple[LeadTwice, ...] = ()
+
+
 def _as_ink(ink: np.ndarray) -> np.ndarray:
     arr = np.asarray(ink, dtype=np.float32)
     if arr.ndim == 3:
@@ -818,11 +836,34 @@ def digitize(
     Raises :class:`UnreadablePage` when the ink has rows but they fit no layout (noise, a page turned on its
     side): tracing them would give a signal worse than none. An empty page gives ``fill`` throughout.
     """
+    out = trace_page(
+        ink, fs=fs, num_samples=num_samples, leads=leads, layout=layout, page=page, source_shape=source_shape
+    ).signal
+    if derive_limb:
+        out = complete_limb_leads(out, leads)
+    if not np.isnan(fill):
+        out[np.isnan(out)] = fill
+    return out
+
+
+def trace_page(
+    ink: np.ndarray,
+    *,
+    fs: float,
+    num_samples: int,
+    leads: Sequence[str],
+    layout: str | None = None,
+    page: np.ndarray | None = None,
+    source_shape: tuple[int, int] | None = None,
+) -> PageReading:
+    """:func:`digitize` (whose arguments these are) before its limb leads are derived and its gaps filled, with
+    the short panel of each lead the page also shows on its rhythm strip (lead II of a 3x4 page) read apart: the
+    two readings of one lead agree on a page read the right way up (:mod:`derc.digitize.upright`)."""
     if num_samples < 0 or fs <= 0:
         raise ValueError("need fs > 0 and num_samples >= 0")
     out = np.full((num_samples, len(leads)), np.nan, dtype=np.float32)
     if num_samples == 0 or len(leads) == 0:
-        return np.full_like(out, fill)
+        return PageReading(out)
     ink = _as_ink(ink)
     grid = None
     if page is not None:
@@ -834,12 +875,9 @@ def digitize(
     src_h, src_w = source_shape if source_shape is not None else (PAGE_HEIGHT_MM, PAGE_WIDTH_MM)
     if src_h <= 0 or src_w <= 0:
         raise ValueError(f"source_shape must be positive, got {source_shape}")
-    _trace_panels(ink, out, fs, leads, layout, grid, (h / src_h) / (w / src_w))
-    if derive_limb:
-        out = complete_limb_leads(out, leads)
-    if not np.isnan(fill):
-        out[np.isnan(out)] = fill
-    return out
+    twice: list[LeadTwice] = []
+    _trace_panels(ink, out, fs, leads, layout, grid, (h / src_h) / (w / src_w), twice)
+    return PageReading(out, tuple(twice))
 
 
 def _trace_panels(
@@ -850,9 +888,11 @@ def _trace_panels(
     layout: str | None,
     grid: np.ndarray | None,
     aspect: float,
+    twice: list[LeadTwice] | None = None,
 ) -> None:
     """Trace the page and write each shown panel into its lead's time window of ``out`` (NaN elsewhere).
-    ``aspect``: the vertical over the horizontal resizing from the source image (see :func:`_amplitude_scale`)."""
+    ``aspect``: the vertical over the horizontal resizing from the source image (see :func:`_amplitude_scale`).
+    The short panel of a lead the rhythm strip supplies is appended to ``twice`` (when given) instead."""
     num_samples = out.shape[0]
     angle = estimate_rotation(ink)
     ink = deskew(ink, angle)
@@ -905,8 +945,9 @@ def _trace_panels(
         col = index.get(p.lead.lower())
         if col is None:
             continue
-        if p.lead.lower() in rhythm and p.t_end - p.t_start < 10.0 - 1e-6:
-            continue  # the rhythm strip supplies this lead
+        supplied = p.lead.lower() in rhythm and p.t_end - p.t_start < 10.0 - 1e-6  # by the rhythm strip
+        if supplied and twice is None:
+            continue
         if fit.row_found and not fit.row_found[p.row]:
             continue  # no ink of its own (a cut or blank part of the page): its trace would be a neighbour's
         xs, ys = points[p.row]
@@ -928,4 +969,8 @@ def _trace_panels(
         n1 = min(num_samples, int(np.ceil(p.t_end * fs - 1e-9)))
         if n1 <= n0:
             continue
-        out[n0:n1, col] = np.interp(np.arange(n0, n1) / fs, t, v).astype(np.float32)
+        values = np.interp(np.arange(n0, n1) / fs, t, v).astype(np.float32)
+        if supplied:
+            twice.append(LeadTwice(col, n0, values))
+        else:
+            out[n0:n1, col] = values
