@@ -115,7 +115,7 @@ def read_pages(
         if digitizer is not None:
             n = record.signal.shape[0]
             shapes = [np.shape(image)[:2] for image in images]  # as run_models passes them
-            ink, signal = model.digitize(  # as read_record does: a page read upside down is also classified so
+            ink, reading = model.digitize(  # as read_record does: a page read upside down is also classified so
                 ink,
                 pages,
                 digitizer,
@@ -126,6 +126,7 @@ def read_pages(
                 source_shapes=shapes,
                 upright_by_text=loaded[digitizer.page_index(len(loaded))].upright_by_text,
             )
+            signal = None if reading is None else reading.signal
             if signal is None:
                 refused.append(entry.name)
             elif len(snr) < snr_records:

@@ -93,17 +93,15 @@ def digitizer_turns(model: DercModel, oriented: Page, tally: dict[str, int]) -> 
     run_model.py would. ``tally`` counts the turns, the pages read both ways and the unreadable ones."""
     page = oriented.rgb
     pages = model.fit_inputs([page])
-    ink = model.denoise(pages)
-    shape = [np.shape(page)[:2]]
-    reading = Digitizer().read(  # as DercModel.digitize calls it: the turned page is denoised anew
-        ink,
+    _, reading = model.digitize(  # as read_record does: the turned page is denoised anew
+        model.denoise(pages),
+        pages,
+        Digitizer(),
         fs=FS,
         num_samples=int(10 * FS),
         leads=list(LEADS),
-        images=pages,
-        source_shapes=shape,
         record="page",
-        denoise=lambda turned: model.denoise([turned]),
+        source_shapes=[np.shape(page)[:2]],
         upright_by_text=oriented.upright_by_text,
     )
     if reading is None:

@@ -188,7 +188,7 @@ class DercModel:
             if upright_by_text is not None and len(upright_by_text) != len(images):
                 raise ValueError(f"upright_by_text has {len(upright_by_text)} flags for {len(images)} images")
             vouched = bool(upright_by_text[reader.page_index(len(images))]) if upright_by_text else False
-            ink, signal = self.digitize(
+            ink, reading = self.digitize(
                 ink,
                 pages,
                 reader,
@@ -199,6 +199,7 @@ class DercModel:
                 source_shapes=shapes,
                 upright_by_text=vouched,
             )
+            signal = None if reading is None else reading.signal
         return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
 
     def read_pages(
@@ -235,12 +236,13 @@ class DercModel:
         record: str = "",
         source_shapes: Sequence[tuple[int, int]] | None = None,
         upright_by_text: bool = False,
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
-        """(the ink maps as ``reader`` read them, the record's signal or None) of a record's ink maps and their
-        ``pages`` (RGB at the model's input size); ``upright_by_text``: the digitized page's text vouches for it
-        as shown (see :meth:`Digitizer.read`). Where the digitizer's check wants a page read turned 180°, the
-        UNet denoises that page turned; a page read that way (its limb leads said so) comes back as that ink
-        map, so that the image route classifies what the signal came from."""
+    ) -> tuple[torch.Tensor, Reading | None]:
+        """(the ink maps as ``reader`` read them, the digitized page's reading or None) of a record's ink maps and
+        their ``pages`` (RGB at the model's input size); the reading's ``signal`` is the record's signal (see
+        :class:`derc.digitize.upright.Reading`). ``upright_by_text``: the digitized page's text vouches for it as
+        shown (see :meth:`Digitizer.read`). Where the digitizer's check wants a page read turned 180°, the UNet
+        denoises that page turned; a page read that way (its limb leads said so) comes back as that ink map, so
+        that the image route classifies what the signal came from."""
         redone: list[torch.Tensor] = []  # the turned page's ink map, when the digitizer asked for it
 
         def denoise_turned(page: np.ndarray) -> torch.Tensor:
@@ -264,7 +266,7 @@ class DercModel:
             index = reader.page_index(ink.shape[0])
             ink = ink.clone()
             ink[index] = redone[-1][0] if redone else torch.rot90(ink[index], 2, dims=(1, 2))
-        return ink, reading.signal
+        return ink, reading
 
     def labels(self, probabilities: np.ndarray, *, image_only: bool = False) -> list[str]:
         """The labels whose probability reaches its threshold. ``image_only``: the probabilities are the image
