@@ -382,12 +382,12 @@ class Digitizer:
         ``images`` are the RGB pages the ink maps came from (any size): their printed grid corrects the time
         axis of a wrinkled or creased page. ``source_shapes``: the (height, width) of the images as loaded,
         before resizing to the model's input (the voltage axis's scale follows their aspect; None: letter
-        pages). With ``upright_check`` a page whose limb leads read far more consistently turned 180° is read
-        that way (:func:`derc.digitize.upright.read_upright`); ``denoise`` maps a page (RGB) to its (1, 1, H, W)
-        ink map, for reading the page turned (None: its ink map is turned instead); ``upright_by_text``: the page's
-        printed text vouches for it as shown (the intake left it unturned with a clearly upright glyph score), so
-        the check does not read it turned. A page the digitizer cannot read (an unknown layout, say) gets no
-        signal, logged with the reason, and keeps its labels.
+        pages). With ``upright_check`` a page whose limb leads (and a 3x4 page's lead II, shown twice) read far more
+        consistently turned 180° is read that way (:func:`derc.digitize.upright.read_upright`); ``denoise`` maps a
+        page (RGB) to its (1, 1, H, W) ink map, for reading the page turned (None: its ink map is turned instead);
+        ``upright_by_text``: the page's printed text vouches for it as shown (the intake left it unturned with a
+        clearly upright glyph score), so the check does not read it turned. A page the digitizer cannot read (an
+        unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
         """
         from derc.digitize import trace_page
         from derc.digitize.limb import complete_limb_leads
