@@ -241,7 +241,7 @@ class DercModel:
         their ``pages`` (RGB at the model's input size); the reading's ``signal`` is the record's signal (see
         :class:`derc.digitize.upright.Reading`). ``upright_by_text``: the digitized page's text vouches for it as
         shown (see :meth:`Digitizer.read`). Where the digitizer's check wants a page read turned 180°, the UNet
-        denoises that page turned; a page read that way (its limb leads said so) comes back as that ink map, so
+        denoises that page turned; a page read that way (its orientation score said so) comes back as that ink map, so
         that the image route classifies what the signal came from."""
         redone: list[torch.Tensor] = []  # the turned page's ink map, when the digitizer asked for it
 
