@@ -336,6 +336,18 @@ def test_rgba_composited_over_white(tmp_path: Path) -> None:
     assert tuple(rgb[5, 5]) == (200, 10, 10) and tuple(rgb[5, 90]) == (255, 255, 255)
 
 
+def test_an_opaque_rgba_page_reads_as_its_colour_channels() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (70, 100, 4), dtype=np.uint8)
+    pixels[..., 3] = 255  # plotting libraries save opaque pages as RGBA
+    rgb = to_rgb(Image.open(io.BytesIO(encode(Image.fromarray(pixels, "RGBA")))))
+    assert rgb.shape == (70, 100, 3) and rgb.flags["C_CONTIGUOUS"] and np.array_equal(rgb, pixels[..., :3])
+    pixels[0, 0, 3] = 128  # one translucent pixel: the page is composited over white, the rest unchanged
+    rgb = to_rgb(Image.open(io.BytesIO(encode(Image.fromarray(pixels, "RGBA")))))
+    assert np.array_equal(rgb[1:], pixels[1:, :, :3])
+    expected = pixels[0, 0, :3] * (128 / 255) + 255 * (1 - 128 / 255)
+    assert np.abs(rgb[0, 0] - expected).max() <= 0.5 + 1e-4 and np.array_equal(rgb[0, 1:], pixels[0, 1:, :3])
+
+
 @pytest.mark.parametrize(("fmt", "name"), [("TIFF", "a.tiff"), ("JPEG", "a.jpg")])
 def test_cmyk(tmp_path: Path, fmt: str, name: str) -> None:
     image = Image.new("CMYK", (100, 70), (0, 0, 0, 0))
