@@ -389,24 +389,18 @@ class Digitizer:
         clearly upright glyph score), so the check does not read it turned. A page the digitizer cannot read (an
         unknown layout, say) gets no signal, logged with the reason, and keeps its labels.
         """
-        from derc.digitize import trace_page
-        from derc.digitize.limb import complete_limb_leads
-        from derc.digitize.upright import Reading, orientation_score, read_upright
+        from derc.digitize.upright import read_upright
 
         index = self.page_index(ink.shape[0])
         ink_map = ink[index, 0].float().cpu().numpy()
         page = None if images is None or index >= len(images) else images[index]
         source = None if source_shapes is None or index >= len(source_shapes) else tuple(source_shapes[index])
         args = {"fs": float(fs), "num_samples": int(num_samples), "leads": list(leads), "page": page}
+        turned = None if denoise is None or page is None else partial(_turned_ink, denoise, page)
+        # with the check off the page is read only as shown: as read_upright reads a page its text vouches for
+        as_shown = upright_by_text or not self.upright_check
         try:
-            if self.upright_check:
-                turned = None if denoise is None or page is None else partial(_turned_ink, denoise, page)
-                reading = read_upright(
-                    ink_map, source_shape=source, turned_ink=turned, upright_by_text=upright_by_text, **args
-                )
-            else:
-                read = trace_page(ink_map, source_shape=source, **args)
-                reading = Reading(complete_limb_leads(read.signal, leads), False, orientation_score(read, leads, fs=fs))
+            reading = read_upright(ink_map, source_shape=source, turned_ink=turned, upright_by_text=as_shown, **args)
         except Exception as error:
             log.warning("record %s: no signal (digitization failed: %s: %s)", record, type(error).__name__, error)
             return None
