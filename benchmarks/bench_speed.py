@@ -2,6 +2,7 @@
 
     python benchmarks/bench_speed.py [--presets tiny,small,medium,paper] [--records 5] [--rss-records 1000]
     python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
+    python benchmarks/bench_speed.py --model MODEL --data RECORDS [--records 100] [--rss-records 1000]
 
 Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
 the share of it spent outside the forward passes (UNet, classifier, signal classifier) and in the digitizer, the
@@ -10,6 +11,10 @@ FLOP/s measured in the same run, training throughput (images/s) of both stages o
 images/s, training views/s one DataLoader worker renders (at the training dpi) and whether the preset's default
 workers keep up with the slower stage (``data_supply_ratio`` > 1), peak RSS (and CUDA peak allocated memory),
 and RSS growth over many run_models calls. Models have random weights (speed only).
+With ``--model`` (a trained model folder) and ``--data`` (a folder of records with images, such as an accuracy
+benchmark's test split), the same latency, shares, forward figures and RSS growth are measured for that model on
+those records instead: a trained UNet's ink maps, where the digitizer does its real work (random weights give noise
+maps, its worst case) and the signal-blend weight decides whether the image classifier runs at all.
 On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
 region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
 """
@@ -236,20 +241,79 @@ def rss_growth(model: DercModel, records: list[str], calls: int) -> dict[str, fl
     return {"rss_calls": calls, "rss_start_mb": start, "rss_end_mb": samples[-1]}
 
 
+def trained_model_figures(model_folder: str, data_folder: str, records: int, rss_calls: int) -> dict:
+    """Latency, shares, forward figures and RSS growth of a trained model on the first ``records`` records (sorted)
+    of ``data_folder``, each timed twice; the RSS check cycles through them for ``rss_calls`` calls."""
+    folder = Path(data_folder)
+    found = sorted(str(p.with_suffix("")) for p in folder.glob("*.hea"))[:records]
+    if not found:
+        raise SystemExit(f"{data_folder}: no records (*.hea) to time")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    hw = hardware_flops(device, 2048)
+    model = DercModel.load(model_folder, device=device)
+    fwd = forward_figures(model, (model.config.image_height, model.config.image_width), 3)
+    latency, outside, digitizing = run_models_latency(model, found, 2)
+    row = {
+        "model": str(model_folder),
+        "data": str(data_folder),
+        "records": len(found),
+        "preset": model.config.preset,
+        "device": device.type,
+        "bf16": model.bf16,
+        "signal_weight": np.asarray(model.signal_weight).tolist(),
+        "latency_p50_s": float(np.percentile(latency, 50)),
+        "latency_p95_s": float(np.percentile(latency, 95)),
+        "latency_mean_s": float(np.mean(latency)),
+        "outside_forward_share": float(np.median(outside)),
+        "digitizer_share": float(np.median(digitizing)),
+        **fwd,
+        "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
+        "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
+        "peak_rss_inference_mb": peak_rss_mb(),
+        "hardware": hw,
+    }
+    if rss_calls > 0:
+        row |= rss_growth(model, found, rss_calls)
+    print(
+        f"{model_folder} on {len(found)} records of {data_folder} ({device.type}, "
+        f"{'bf16' if model.bf16 else 'fp32'}): p50 {row['latency_p50_s'] * 1e3:.1f} ms, "
+        f"p95 {row['latency_p95_s'] * 1e3:.1f} ms, mean {row['latency_mean_s'] * 1e3:.1f} ms, outside forward "
+        f"{row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}); "
+        f"UNet {row['unet_of_matmul']:.0%} / "
+        f"classifier {row['classifier_of_matmul']:.0%} of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s; peak RSS "
+        f"{row['peak_rss_inference_mb']:.0f} MB"
+        + (
+            f"; RSS {row['rss_start_mb']:.1f} -> {row['rss_end_mb']:.1f} MB over {rss_calls} calls" if rss_calls else ""
+        ),
+        flush=True,
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,small,medium,paper")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--records", type=int, default=5, help="records timed per preset (1-2 for medium/paper on CPU)")
-    parser.add_argument("--rss-records", type=int, default=1000, help="run_models calls for the RSS check (tiny)")
+    parser.add_argument(
+        "--rss-records", type=int, default=1000, help="run_models calls for the RSS check (tiny, or --model)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all CPUs)")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--model", default=None, help="a trained model folder to time instead of random-weight presets")
+    parser.add_argument("--data", default=None, help="with --model: the records (with images) to time it on")
     args = parser.parse_args(argv)
+    if (args.model is None) != (args.data is None):
+        parser.error("--model and --data go together")
     if args.smoke:
         args.presets, args.records, args.rss_records = "tiny", 2, 20
     if args.threads:
         os.environ[THREADS_ENV] = str(args.threads)  # DercModel.load sets the threads from it
         torch.set_num_threads(args.threads)
+    if args.model is not None:
+        row = trained_model_figures(args.model, args.data, args.records, args.rss_records)
+        append_result("speed_trained", {"threads": torch.get_num_threads(), **row})
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_speed_"))
     records = [str(tmp / "data" / r) for r in synth(tmp / "data", max(args.records, 2), 7, images=1, dpi=100.0)]
     results: dict = {}

@@ -182,3 +182,24 @@ def test_timed_digitizer_leaves_the_turned_pages_unet_pass_to_the_forward_timer(
     elapsed = time.perf_counter() - began
     assert calls == [1.0] and len(seconds) == 1
     assert 0.0 < seconds[0] <= elapsed - 0.5
+
+
+def test_speed_of_a_given_model_on_given_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench_speed.py --model M --data D``: a published model timed on a folder's records, with the RSS check."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_speed import trained_model_figures
+    from common import random_model, synth
+    from conftest import restored_derc_state
+
+    from derc.config import get_preset
+
+    monkeypatch.setenv("DERC_THREADS", "1")
+    synth(tmp_path / "data", 2, 5, images=1, dpi=50.0)
+    model = random_model(tmp_path / "model", get_preset("tiny"))
+    with restored_derc_state(1):
+        row = trained_model_figures(str(model), str(tmp_path / "data"), 1, 3)
+    assert row["records"] == 1 and row["preset"] == "tiny" and row["device"] == "cpu"
+    assert 0 < row["latency_p50_s"] <= row["latency_p95_s"] and 0.0 < row["outside_forward_share"] < 1.0
+    assert row["rss_calls"] == 3 and row["rss_end_mb"] > 0 and row["hardware"]["matmul_flops"] > 0
+    with pytest.raises(SystemExit, match="no records"):
+        trained_model_figures(str(model), str(tmp_path), 1, 0)
