@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.viterbi import cheapest_paths
+from derc.digitize.viterbi import cheapest_paths, path_costs
 
 
 def path_cost(unary: np.ndarray, step: np.ndarray, resets: np.ndarray, path: np.ndarray, row: int) -> float:
@@ -59,3 +59,37 @@ def test_shape_errors_are_reported() -> None:
     with pytest.raises(ValueError, match="expected"):
         cheapest_paths(np.zeros((3, 2, 4)), np.zeros((3, 2, 5)), np.zeros((3, 2), bool))
     assert cheapest_paths(np.zeros((0, 2, 4)), np.zeros((0, 2, 4)), np.zeros((0, 2), bool)).shape == (0, 2)
+
+
+def test_claimed_pixels_cost_as_an_added_float64_penalty() -> None:
+    """``claimed``/``claim_cost`` give the paths of ``unary + claim_cost * claimed`` summed in float64, without
+    that array: the same path on random costs, ties included (costs on a coarse lattice)."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        n, r, k = (int(v) for v in rng.integers((1, 1, 2), (50, 5, 25)))
+        unary = (rng.integers(0, 8, (n, r, k)) / 8).astype(np.float32)
+        step = (rng.integers(0, 4, (n, r, k)) / 16).astype(np.float32)
+        resets = rng.random((n, r)) < 0.1
+        claimed = rng.random((n, r, k)) < 0.3
+        expected = cheapest_paths(unary + 0.6 * claimed, step, resets)
+        assert np.array_equal(cheapest_paths(unary, step, resets, claimed=claimed, claim_cost=0.6), expected)
+    with pytest.raises(ValueError, match="claims"):
+        cheapest_paths(unary, step, resets, claimed=claimed[:, :, :-1], claim_cost=0.6)
+
+
+def test_path_costs_match_their_definition() -> None:
+    """The compiled costs equal the float32 formulas they stand for, bit for bit."""
+    rng = np.random.default_rng(2)
+    win = rng.random((40, 3, 17), dtype=np.float32)
+    win[rng.random(win.shape) < 0.3] = 0.0
+    win[rng.random(win.shape) < 0.1] = 1.0
+    band = (0.3 * rng.random(17)).astype(np.float32)
+    unary, step = path_costs(win, band)
+    assert np.array_equal(unary, (1.0 - np.clip(win / 0.5, 0.0, 1.0)) + band)
+    both = np.maximum(win, np.concatenate([win[:1], win[:-1]], axis=0))
+    s = 0.01 + 1.0 - np.clip(both / 0.3, 0.0, 1.0)
+    assert s.dtype == np.float32
+    expected = np.concatenate([np.minimum(s[:, :, :-1], s[:, :, 1:]), np.zeros((40, 3, 1), np.float32)], axis=2)
+    assert np.array_equal(step, expected)
+    with pytest.raises(ValueError, match="expected"):
+        path_costs(win, band[:-1])

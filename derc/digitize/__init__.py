@@ -31,7 +31,7 @@ from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_ro
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.runs import run_ends
 from derc.digitize.skew import profile_sharpness
-from derc.digitize.viterbi import cheapest_paths
+from derc.digitize.viterbi import cheapest_paths, path_costs
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
     GAIN_MM_PER_MV,
@@ -462,14 +462,9 @@ def _dp_runs(
     n, r, k = win.shape
     centre = (k - 1) / 2.0
     band = np.maximum(0.0, np.abs(np.arange(k) - centre) - 0.5 * pitch_px) / pitch_px
-    band = (0.3 * band).astype(np.float32)[None, None, :]
-    ink = np.clip(win / 0.5, 0.0, 1.0)  # anti-aliased thin strokes count as ink
-    # vertical moves are cheap along ink of this or the previous column (a steep stroke may straddle them)
-    both = np.maximum(win, np.concatenate([win[:1], win[:-1]], axis=0))
-    step = (0.01 + 1.0 - np.clip(both / 0.3, 0.0, 1.0)).astype(np.float32)
-    step = np.minimum(step[:, :, :-1], step[:, :, 1:]) if k > 1 else step
-    step = np.concatenate([step, np.zeros((n, r, 1), np.float32)], axis=2)
-    unary = (1.0 - ink) + band
+    # ink of 0.5 counts in full (anti-aliased thin strokes); vertical moves are cheap along ink of this or the
+    # previous column (a steep stroke may straddle them)
+    unary, step = path_costs(win, (0.3 * band).astype(np.float32))
     path = cheapest_paths(unary, step, resets)
     mask = win > INK_THRESHOLD
     start, end = run_ends(mask, axis=2)
@@ -487,7 +482,7 @@ def _dp_runs(
             y = p_k + d
             inside = (y >= 0) & (y < k)
             claimed[n_k[inside], t_k[inside], y[inside]] = True
-        path = cheapest_paths(unary + 0.6 * claimed, step, resets)
+        path = cheapest_paths(unary, step, resets, claimed=claimed, claim_cost=0.6)
     on = mask[ni, ri, path]
     top, bot = start[ni, ri, path], end[ni, ri, path]
     # a run that reaches another row's trace is ambiguous (touching QRS): keep it to a pen width beyond
