@@ -1,17 +1,18 @@
 """Ink runs: for every pixel, the first and last index of the run of ink along one axis that holds it.
 
-Compiled with numba when imported (with :mod:`derc.digitize.viterbi`, once per process): one pass each way
+Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): one pass each way
 per line instead of numpy's ``where`` / ``accumulate`` / ``flip`` over the whole (columns x rows x window)
 array, which cost ~40 ms a call on an 896x1152 page (two calls per page).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from derc.digitize.jit import kernel
 
-@numba.njit("UniTuple(int32[:, ::1], 2)(boolean[:, ::1])", nogil=True, cache=False)
+
+@kernel("UniTuple(int32[:, ::1], 2)(boolean[:, ::1])")
 def _line_run_ends(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     m, n = mask.shape
     start = np.empty((m, n), np.int32)

@@ -1,17 +1,18 @@
 """Projection-profile sharpness of sheared ink, the score behind :func:`derc.digitize.estimate_rotation`.
 
-Compiled with numba when imported (with :mod:`derc.digitize.viterbi`, once per process): one pass over the ink
+Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): one pass over the ink
 pixels per candidate angle into a reused histogram, instead of two ``np.bincount`` calls and their
 temporaries per angle, which cost ~5 ms of a 224x288 page's ~34 ms and ~30 ms of an 896x1152 page's ~0.2 s.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from derc.digitize.jit import kernel
 
-@numba.njit("float64[::1](float64[::1], float64[::1], float64[::1], float64[::1], int64)", nogil=True, cache=False)
+
+@kernel("float64[::1](float64[::1], float64[::1], float64[::1], float64[::1], int64)")
 def _sharpness(
     ys: np.ndarray, xc: np.ndarray, w: np.ndarray, tans: np.ndarray, h: int
 ) -> np.ndarray:  # pragma: no cover

@@ -1,6 +1,6 @@
 """The tracer's dynamic programme: the cheapest path through each row's window, column by column.
 
-Compiled with numba when this module is imported (about a second, once per process): a column's update is
+Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): a column's update is
 two sweeps over the window, which as numpy calls cost ~50 us of interpreter overhead per column and row
 (0.3 s of a 12x1 page) and compiled cost a tenth of that. The costs themselves (:func:`path_costs`) are made in
 one compiled pass too: as numpy's eight whole-window passes they cost more than the programme (~1 ms a 224x288
@@ -9,8 +9,9 @@ page, of ~25 ms digitizing it).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from derc.digitize.jit import kernel
 
 # The costs are float32, and so is their arithmetic, unless ``claim_cost`` is float64 (the tracer's second pass
 # adds a float64 penalty where other rows' paths lie: numpy promoted that sum to float64, and ties break as
@@ -21,7 +22,7 @@ _SIGNATURES = [
 ]
 
 
-@numba.njit(_SIGNATURES, nogil=True, cache=False)
+@kernel(_SIGNATURES)
 def _cheapest_paths(
     unary: np.ndarray, step: np.ndarray, resets: np.ndarray, claimed: np.ndarray, claim_cost: float
 ) -> np.ndarray:  # pragma: no cover
@@ -130,7 +131,7 @@ _STEP_BASE = np.float32(0.01 + 1.0)
 _HALF, _STEP_INK, _ZERO, _ONE = np.float32(0.5), np.float32(0.3), np.float32(0.0), np.float32(1.0)
 
 
-@numba.njit("UniTuple(float32[:, :, ::1], 2)(float32[:, :, ::1], float32[::1])", nogil=True, cache=False)
+@kernel("UniTuple(float32[:, :, ::1], 2)(float32[:, :, ::1], float32[::1])")
 def _path_costs(win: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     n, r, k = win.shape
     unary = np.empty((n, r, k), np.float32)
