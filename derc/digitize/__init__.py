@@ -31,6 +31,7 @@ from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_ro
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.runs import run_ends
 from derc.digitize.skew import profile_sharpness
+from derc.digitize.steep import SHORT_SPAN, steep_points
 from derc.digitize.viterbi import cheapest_paths, path_costs
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
@@ -48,9 +49,6 @@ from derc.render.layout import (
 
 INK_THRESHOLD = 0.5
 INK_FLOOR = 0.1  # ink below this is background noise when measuring the pen
-MAX_SINGLE_WIDEN = 1.12  # steep strokes (slant under 0.5 px per px) measure the pen's half-width ...
-MIN_SINGLE_RUNS = 20  # ... when a row has at least this many of them
-SHORT_SPAN = 16  # runs summed in one padded batch (longer ones in a second)
 CALIBRATION_LEFT_MM = TRACE_LEFT_MM - CALIBRATION_WIDTH_MM - 2.0  # pulse: flat 1 mm, up 5 mm, flat 1 mm
 TRACE_RIGHT_MM = TRACE_LEFT_MM + TRACE_WIDTH_MM
 END_CAP_FRACTION = 0.34
@@ -564,41 +562,12 @@ def _trace_rows(
     apex, trough = apex | flat_peak, trough | flat_dip
     col_y = np.where(apex, top_edge + half_w[None, :], np.where(trough, bot_edge - half_w[None, :], cen))
     use_col = valid & (~tall | apex | trough)
-    # sub-pixel x of a steep stroke: ink-weighted centre of its horizontal run and the anti-aliased pixel each side
-    points = []
-    for j in rr:
-        ci, kj = np.nonzero(steep[:, j, :])
-        # one point set per run: the first of each (pixel row, run start), in that order (hs < n: one int key)
-        _, first = np.unique(kj * (n + 1) + hs[ci, j, kj], return_index=True)
-        ci, kj = ci[first], kj[first]
-        s0, s1 = hs[ci, j, kj], he[ci, j, kj]
-        a, b = np.maximum(s0 - 1, 0), np.minimum(s1 + 2, n)
-        mass, moment = _span_sums(flat_win, j * hw + kj, r * hw, a, b)
-        x_run = np.where(mass > 0, moment / np.where(mass > 0, mass, 1.0), 0.5 * (a + b - 1))
-        # a run wider than one stroke holds an up- and a downstroke that touch: their centre lines sit a
-        # stroke half-width inside the run's sub-pixel edges
-        x_l = s0 - _edge_frac(win[s0, j, kj], win[np.maximum(s0 - 1, 0), j, kj] * (s0 > 0))
-        x_r = s1 + _edge_frac(win[s1, j, kj], win[np.minimum(s1 + 1, n - 1), j, kj] * (s1 < n - 1))
-        # a steep stroke's horizontal run is its pen width across, widened by its slant (a stroke at 45 degrees
-        # is sqrt(2) pen widths wide): only runs wider than that hold two strokes
-        widen = np.hypot(1.0, _stroke_slant(mask, hs, he, j, kj, x_run))
-        width = x_r - x_l
-        # the pen's half-width as the steep strokes themselves show it at the ink threshold, where x_l and x_r
-        # are read (a flat column's ink mass includes its anti-aliased fringe: 0.1-0.3 px wider)
-        single = (width <= 2.0 * half_w[j] * widen + 0.5) & (widen < MAX_SINGLE_WIDEN)
-        hw_j = 0.5 * float(np.median(width[single])) if single.sum() >= MIN_SINGLE_RUNS else half_w[j]
-        two = width > 2.0 * hw_j * widen + 0.5
-        sx = np.concatenate([np.where(two, x_l + hw_j, x_run), x_r[two] - hw_j])
-        sy = np.concatenate([kj, kj[two]]).astype(np.float64)
-        own = _on_own_runs(sx, sy, ti[:, j], bi[:, j], valid[:, j])
-        sx, sy = sx[own], sy[own]
-        keep_col = use_col[:, j] & ~_stray_columns(sx, sy, col_y[:, j], use_col[:, j] & ~tall[:, j], thick[j] + 1.0)
-        x_col = np.nonzero(keep_col)[0].astype(np.float64)
-        xs = np.concatenate([x_col, sx])
-        ys = np.concatenate([col_y[keep_col, j], sy]) + lo[j]
-        order = np.argsort(xs, kind="stable")
-        points.append((xs[order] + c0, ys[order]))
-    return points
+    # steep strokes' points (the ink-weighted centre of each horizontal run, or two touching strokes' centre
+    # lines), the kept columns' centres among them
+    flat_cols = use_col & ~tall
+    return steep_points(
+        win, mask, steep, hs, he, ti, bi, valid, use_col, flat_cols, col_y, half_w, thick, lo, c0, INK_THRESHOLD
+    )
 
 
 def _span_sums(
@@ -622,64 +591,6 @@ def _span_sums(
         v = np.where(inside, values[idx], 0.0).astype(np.float64)
         total[part], moment[part] = v.sum(axis=1), (v * pos).sum(axis=1)
     return total, moment
-
-
-def _stroke_slant(mask: np.ndarray, hs: np.ndarray, he: np.ndarray, j: int, k: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """dx/dy (px per px) of the stroke through each horizontal run of row ``j`` (pixel row ``k``, centre ``x``):
-    how far the centres of the runs one pixel row above and below it move; 0 where neither is inked."""
-    n, _, depth = mask.shape
-    col = np.clip(np.rint(x).astype(np.int64), 0, n - 1)
-    centres = []
-    for dk in (-1, 1):
-        kk = np.clip(k + dk, 0, depth - 1)
-        inked = mask[col, j, kk] & (k + dk >= 0) & (k + dk < depth)
-        centres.append(np.where(inked, 0.5 * (hs[col, j, kk] + he[col, j, kk]), np.nan))
-    above, below = centres
-    slant = np.where(np.isfinite(above) & np.isfinite(below), 0.5 * (below - above), np.nan)
-    slant = np.where(np.isnan(slant), x - above, slant)
-    slant = np.where(np.isnan(slant), below - x, slant)
-    return np.nan_to_num(slant, nan=0.0)
-
-
-def _on_own_runs(sx: np.ndarray, sy: np.ndarray, top: np.ndarray, bot: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Steep-stroke points (x, window row) that lie on the row's own vertical run in a column within one of x.
-
-    A horizontal run can cross from this row's stroke into a neighbouring row's ink where their QRS complexes
-    touch (12x1, tall V leads): its far end then sits in columns whose run at that height is the other row's.
-    """
-    cols = np.rint(sx).astype(np.int64)
-    ok = np.zeros(sx.shape, dtype=bool)
-    for dc in (-1, 0, 1):
-        c = np.clip(cols + dc, 0, top.size - 1)
-        ok |= valid[c] & (sy >= top[c] - 1.0) & (sy <= bot[c] + 1.0)
-    return ok
-
-
-def _stray_columns(sx: np.ndarray, sy: np.ndarray, col_y: np.ndarray, flat: np.ndarray, reach: float) -> np.ndarray:
-    """Flat columns whose centre is more than ``reach`` px from every steep-stroke point within one column of it.
-
-    Beside a thick steep stroke the tracer's path can sit on a sliver of the stroke's anti-aliased edge (a short
-    run at the stroke's foot, in a column the stroke crosses higher up): its centre is not the trace's there.
-    """
-    stray = np.zeros_like(flat)
-    if sx.size == 0:
-        return stray
-    order = np.argsort(sx, kind="stable")
-    sx, sy = sx[order], sy[order]
-    cols = np.nonzero(flat)[0]
-    lo = np.searchsorted(sx, cols - 1.0, side="left")
-    hi = np.searchsorted(sx, cols + 1.0, side="right")
-    near = hi > lo
-    cols, lo, hi = cols[near], lo[near], hi[near]
-    if cols.size == 0:
-        return stray
-    # each column's distance to its nearest point: the points' distances laid end to end, one segment per column
-    count = hi - lo
-    starts = np.cumsum(count) - count
-    owner = np.repeat(np.arange(cols.size), count)
-    index = np.arange(owner.size) - starts[owner] + lo[owner]
-    stray[cols] = np.minimum.reduceat(np.abs(sy[index] - col_y[cols][owner]), starts) > reach
-    return stray
 
 
 def _row_windows(fit: PageFit, lay: PageLayout, fs: float) -> list[tuple[int, int, float, float, float]]:
