@@ -27,7 +27,7 @@ from derc.images import Page, resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, pick_device, use_bf16
+from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, limit_blas_threads, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import image_thresholds, load_threshold_info, load_thresholds
@@ -71,6 +71,7 @@ class DercModel:
         device = device or pick_device()
         if device.type == "cpu":
             configure_threads()
+        limit_blas_threads()  # the digitizer's small least-squares fits run faster on one BLAS thread
         unet = build_unet(config)
         load_weights(paths[mf.UNET_FILE], unet, what="UNet weights")
         classifier = build_classifier_for(config)

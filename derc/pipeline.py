@@ -35,7 +35,7 @@ from derc.losses import DiceFocalLoss
 from derc.models.factory import Denoiser, build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.records import RecordEntry, index_records, split_entries
-from derc.runtime import cache_budget_mb, data_workers, pick_device, seed_everything
+from derc.runtime import cache_budget_mb, data_workers, limit_blas_threads, pick_device, seed_everything
 from derc.signal_stage import (
     blend,
     build_signal_classifier,
@@ -441,6 +441,7 @@ def train(
     log.info("training preset %r (DERC_PRESET names another, DERC_CONFIG a config file)", config.preset)
     log.info("settings: %s", json.dumps(config.to_dict(), sort_keys=True))
     seed_everything(config.seed)
+    limit_blas_threads()  # as in inference: the signal stage digitizes every training page in this process
     device = distributed.device_for(pick_device())
     workers = data_workers(config.num_workers)
     log.info("device: %s (%d process(es)), %d data worker(s) per process", device, rank.world_size, workers)

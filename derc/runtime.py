@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,6 +118,24 @@ def configure_threads(num_threads: int | None = None) -> int:
         torch.set_num_threads(num_threads)
     logger.debug("torch uses %d CPU thread(s)", num_threads)
     return num_threads
+
+
+def limit_blas_threads(limit: int = 1) -> Any:
+    """numpy's, scipy's and OpenCV's BLAS and LAPACK (their bundled OpenBLAS) to ``limit`` threads for the rest of
+    the process; torch's own thread pool (:func:`configure_threads`) is separate and unaffected.
+
+    The package's own linear algebra is tiny (least squares of 2 to 6 unknowns over a page's samples, line fits
+    of a few points), where OpenBLAS's second thread only adds hand-offs, and on a loaded CPU waits for a
+    descheduled thread: with another process busy on one of the 2 cores, ``run_models`` averaged 96-109 ms a
+    record with the default two BLAS threads and 83-84 ms with one (p95 160-172 -> 117-121 ms; 81-85 ms either
+    way on an idle machine), the same labels on all 100 records (2026-12-07, AVX-512 machine, `small` with
+    stage C). OpenBLAS's default is a thread per core, so a many-core host hands off more.
+
+    Returns threadpoolctl's limiter (``restore_original_limits()`` undoes it).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, int(limit)), user_api="blas")
 
 
 def use_bf16(device: torch.device) -> bool:
