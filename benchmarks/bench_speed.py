@@ -154,12 +154,34 @@ class _TimedDigitizer:
             self.seconds.append(time.perf_counter() - began - sum(denoising))
 
 
+@contextmanager
+def intake_timer(seconds: list[float]) -> Iterator[None]:
+    """While active, the wall time of every record's image intake (``derc.images.load_record_pages``: checking,
+    decoding, converting and orienting its images, as ``run_models`` calls it) is appended to ``seconds``."""
+    import derc.images
+
+    inner = derc.images.load_record_pages
+
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - began)
+
+    derc.images.load_record_pages = timed
+    try:
+        yield
+    finally:
+        derc.images.load_record_pages = inner
+
+
 def run_models_latency(
     model: DercModel, records: list[str], repeats: int
-) -> tuple[list[float], list[float], list[float]]:
-    """Per run_models call: its wall time, the share of it spent outside the forward passes and the share spent
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per run_models call: its wall time, the share of it spent outside the forward passes, the share spent
     digitizing (same call; 0 where nothing is digitized: ink maps too coarse for the digitization output and
-    labels that do not read the signal)."""
+    labels that do not read the signal) and the share spent on image intake (decoding, converting, orienting)."""
     from derc.inference import Digitizer
 
     digitizer = Digitizer.for_model(model)
@@ -167,13 +189,14 @@ def run_models_latency(
     # passes none); handing it one here times that digitizer without changing the work done
     reader = digitizer or (Digitizer() if model.reads_signal else None)
     team_code.run_models(records[0], digitizer, model, False)  # warm-up
-    times, outside, digitizing = [], [], []
+    times, outside, digitizing, intake = [], [], [], []
     for _ in range(repeats):
         for record in records:
             forward: list[float] = []
             digitize_s: list[float] = []
+            intake_s: list[float] = []
             timed = None if reader is None else _TimedDigitizer(reader, digitize_s)
-            with forward_timer(model, forward):
+            with forward_timer(model, forward), intake_timer(intake_s):
                 began = time.perf_counter()
                 team_code.run_models(record, timed, model, False)
                 _sync(model.device)
@@ -181,7 +204,8 @@ def run_models_latency(
             times.append(elapsed)
             outside.append(1.0 - sum(forward) / elapsed)
             digitizing.append(sum(digitize_s) / elapsed)
-    return times, outside, digitizing
+            intake.append(sum(intake_s) / elapsed)
+    return times, outside, digitizing, intake
 
 
 def training_throughput(config, device: torch.device, steps: int) -> dict[str, float]:
@@ -252,7 +276,7 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
     hw = hardware_flops(device, 2048)
     model = DercModel.load(model_folder, device=device)
     fwd = forward_figures(model, (model.config.image_height, model.config.image_width), 3)
-    latency, outside, digitizing = run_models_latency(model, found, 2)
+    latency, outside, digitizing, intake = run_models_latency(model, found, 2)
     row = {
         "model": str(model_folder),
         "data": str(data_folder),
@@ -266,6 +290,7 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
         "latency_mean_s": float(np.mean(latency)),
         "outside_forward_share": float(np.median(outside)),
         "digitizer_share": float(np.median(digitizing)),
+        "intake_share": float(np.median(intake)),
         **fwd,
         "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
         "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
@@ -278,8 +303,8 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
         f"{model_folder} on {len(found)} records of {data_folder} ({device.type}, "
         f"{'bf16' if model.bf16 else 'fp32'}): p50 {row['latency_p50_s'] * 1e3:.1f} ms, "
         f"p95 {row['latency_p95_s'] * 1e3:.1f} ms, mean {row['latency_mean_s'] * 1e3:.1f} ms, outside forward "
-        f"{row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}); "
-        f"UNet {row['unet_of_matmul']:.0%} / "
+        f"{row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
+        f"image intake {row['intake_share']:.0%}); UNet {row['unet_of_matmul']:.0%} / "
         f"classifier {row['classifier_of_matmul']:.0%} of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s; peak RSS "
         f"{row['peak_rss_inference_mb']:.0f} MB"
         + (
@@ -329,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.reset_peak_memory_stats(device)
             model = DercModel.load(random_model(tmp / f"model-{preset}", config), device=device)
             fwd = forward_figures(model, (config.image_height, config.image_width), 1 if big else 3)
-            latency, outside, digitizing = run_models_latency(model, records[:n], 1 if big else 2)
+            latency, outside, digitizing, intake = run_models_latency(model, records[:n], 1 if big else 2)
             p50 = float(np.percentile(latency, 50))
             row = {
                 "latency_p50_s": p50,
@@ -337,8 +362,10 @@ def main(argv: list[str] | None = None) -> int:
                 "latency_p95_s": float(np.percentile(latency, 95)),
                 # median over calls of (call time - its own forward passes' time) / call time
                 "outside_forward_share": float(np.median(outside)),
-                # of which the digitizer (the rest is image intake: decoding, orientation, resizing)
+                # of which the digitizer and the image intake (decoding, converting, orienting; resizing for the
+                # UNet is counted in neither)
                 "digitizer_share": float(np.median(digitizing)),
+                "intake_share": float(np.median(intake)),
                 **fwd,
                 "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
                 "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
@@ -363,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             results[device_name][preset] = row
             print(
                 f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
-                f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}), "
+                f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
+                f"image intake {row['intake_share']:.0%}), "
                 f"{'bf16' if model.bf16 else 'fp32'} forward passes; "
                 f"UNet {row['unet_flops'] / 1e9:.1f} GF/s "
                 f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "

@@ -133,12 +133,13 @@ def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pyt
     records = [str(tmp_path / "data" / r) for r in synth(tmp_path / "data", 1, 3, images=1, dpi=50.0)]
     with restored_derc_state(1):
         model = DercModel.load(random_model(tmp_path / "model", get_preset("tiny")))
-        times, outside, digitizing = run_models_latency(model, records, 2)
+        times, outside, digitizing, intake = run_models_latency(model, records, 2)
         seconds: list[float] = []
         with forward_timer(model, seconds):
             model.classify([np.full((120, 160, 3), 255, np.uint8)])
     assert len(times) == len(outside) == 2 and all(0.0 < share < 1.0 for share in outside)
     assert digitizing == [0.0, 0.0]  # tiny ink maps are too coarse to digitize: no digitizer runs
+    assert all(0.0 < share < share_out for share, share_out in zip(intake, outside, strict=True))
     assert len(seconds) == 2 and all(s > 0 for s in seconds)  # the UNet (via the denoiser) and the classifier
     assert not model.denoiser._forward_hooks and not model.classifier._forward_pre_hooks  # hooks removed again
 
@@ -200,6 +201,7 @@ def test_speed_of_a_given_model_on_given_records(tmp_path: Path, monkeypatch: py
         row = trained_model_figures(str(model), str(tmp_path / "data"), 1, 3)
     assert row["records"] == 1 and row["preset"] == "tiny" and row["device"] == "cpu"
     assert 0 < row["latency_p50_s"] <= row["latency_p95_s"] and 0.0 < row["outside_forward_share"] < 1.0
+    assert 0.0 < row["intake_share"] < row["outside_forward_share"]
     assert row["rss_calls"] == 3 and row["rss_end_mb"] > 0 and row["hardware"]["matmul_flops"] > 0
     with pytest.raises(SystemExit, match="no records"):
         trained_model_figures(str(model), str(tmp_path), 1, 0)
