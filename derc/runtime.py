@@ -121,8 +121,9 @@ def configure_threads(num_threads: int | None = None) -> int:
 
 
 def limit_blas_threads(limit: int = 1) -> Any:
-    """numpy's, scipy's and OpenCV's BLAS and LAPACK (their bundled OpenBLAS) to ``limit`` threads for the rest of
-    the process; torch's own thread pool (:func:`configure_threads`) is separate and unaffected.
+    """The OpenBLAS libraries loaded so far (numpy's, scipy's, OpenCV's bundled copies) to ``limit`` threads for the
+    rest of the process. torch's own thread pool (:func:`configure_threads`) is separate, and other BLAS libraries
+    (MKL, which some torch builds use for their own matmuls) are left alone.
 
     The package's own linear algebra is tiny (least squares of 2 to 6 unknowns over a page's samples, line fits
     of a few points), where OpenBLAS's second thread only adds hand-offs, and on a loaded CPU waits for a
@@ -133,9 +134,9 @@ def limit_blas_threads(limit: int = 1) -> Any:
 
     Returns threadpoolctl's limiter (``restore_original_limits()`` undoes it).
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=max(1, int(limit)), user_api="blas")
+    return ThreadpoolController().select(internal_api="openblas").limit(limits=max(1, int(limit)))
 
 
 def use_bf16(device: torch.device) -> bool:
