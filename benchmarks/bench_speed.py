@@ -265,6 +265,32 @@ def rss_growth(model: DercModel, records: list[str], calls: int) -> dict[str, fl
     return {"rss_calls": calls, "rss_start_mb": start, "rss_end_mb": samples[-1]}
 
 
+def inference_figures(
+    model: DercModel, records: list[str], hw: dict[str, float], *, repeats: int, forward_repeats: int
+) -> dict:
+    """run_models latency (each record timed ``repeats`` times) and its shares, and the forward passes' seconds,
+    FLOPs and FLOP/s against the machine's matmul rate ``hw``; the process's peak RSS so far."""
+    fwd = forward_figures(model, (model.config.image_height, model.config.image_width), forward_repeats)
+    latency, outside, digitizing, intake = run_models_latency(model, records, repeats)
+    return {
+        "bf16": model.bf16,  # run_models' forward passes under bfloat16 autocast
+        "latency_p50_s": float(np.percentile(latency, 50)),
+        "latency_p95_s": float(np.percentile(latency, 95)),
+        "latency_mean_s": float(np.mean(latency)),
+        # median over calls of (call time - its own forward passes' time) / call time
+        "outside_forward_share": float(np.median(outside)),
+        # of which the digitizer and the image intake (decoding, converting, orienting; resizing for the UNet is
+        # counted in neither)
+        "digitizer_share": float(np.median(digitizing)),
+        "intake_share": float(np.median(intake)),
+        **fwd,
+        "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
+        "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
+        # process peak so far (with the presets: this and earlier presets' inference, before any training step)
+        "peak_rss_inference_mb": peak_rss_mb(),
+    }
+
+
 def trained_model_figures(model_folder: str, data_folder: str, records: int, rss_calls: int) -> dict:
     """Latency, shares, forward figures and RSS growth of a trained model on the first ``records`` records (sorted)
     of ``data_folder``, each timed twice; the RSS check cycles through them for ``rss_calls`` calls."""
@@ -275,26 +301,14 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     hw = hardware_flops(device, 2048)
     model = DercModel.load(model_folder, device=device)
-    fwd = forward_figures(model, (model.config.image_height, model.config.image_width), 3)
-    latency, outside, digitizing, intake = run_models_latency(model, found, 2)
     row = {
         "model": str(model_folder),
         "data": str(data_folder),
         "records": len(found),
         "preset": model.config.preset,
         "device": device.type,
-        "bf16": model.bf16,
         "signal_weight": np.asarray(model.signal_weight).tolist(),
-        "latency_p50_s": float(np.percentile(latency, 50)),
-        "latency_p95_s": float(np.percentile(latency, 95)),
-        "latency_mean_s": float(np.mean(latency)),
-        "outside_forward_share": float(np.median(outside)),
-        "digitizer_share": float(np.median(digitizing)),
-        "intake_share": float(np.median(intake)),
-        **fwd,
-        "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
-        "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
-        "peak_rss_inference_mb": peak_rss_mb(),
+        **inference_figures(model, found, hw, repeats=2, forward_repeats=3),
         "hardware": hw,
     }
     if rss_calls > 0:
@@ -353,24 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             model = DercModel.load(random_model(tmp / f"model-{preset}", config), device=device)
-            fwd = forward_figures(model, (config.image_height, config.image_width), 1 if big else 3)
-            latency, outside, digitizing, intake = run_models_latency(model, records[:n], 1 if big else 2)
-            p50 = float(np.percentile(latency, 50))
             row = {
-                "latency_p50_s": p50,
-                "bf16": model.bf16,  # run_models' forward passes under bfloat16 autocast
-                "latency_p95_s": float(np.percentile(latency, 95)),
-                # median over calls of (call time - its own forward passes' time) / call time
-                "outside_forward_share": float(np.median(outside)),
-                # of which the digitizer and the image intake (decoding, converting, orienting; resizing for the
-                # UNet is counted in neither)
-                "digitizer_share": float(np.median(digitizing)),
-                "intake_share": float(np.median(intake)),
-                **fwd,
-                "unet_of_matmul": fwd["unet_flops"] / hw["matmul_flops"],
-                "classifier_of_matmul": fwd["classifier_flops"] / hw["matmul_flops"],
-                # process peak so far (this and earlier presets' inference), before any training step below
-                "peak_rss_inference_mb": peak_rss_mb(),
+                **inference_figures(model, records[:n], hw, repeats=1 if big else 2, forward_repeats=1 if big else 3),
                 "render_images_per_s": render_rate(config, records[0], 1 if big else 4),
                 **training_throughput(config, device, 1 if big else 2),
                 "train_views_per_s_per_worker": training_views_rate(config, records[0], 2 if big else 4),
@@ -389,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                 row |= rss_growth(model, records, args.rss_records)
             results[device_name][preset] = row
             print(
-                f"{device_name} {preset}: p50 {p50 * 1e3:.0f} ms, p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
+                f"{device_name} {preset}: p50 {row['latency_p50_s'] * 1e3:.0f} ms, "
+                f"p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
                 f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
                 f"image intake {row['intake_share']:.0%}), "
                 f"{'bf16' if model.bf16 else 'fp32'} forward passes; "
