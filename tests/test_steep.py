@@ -9,7 +9,8 @@ import pytest
 import derc.digitize as digitize_module
 from derc.digitize import INK_THRESHOLD, _edge_frac, _span_sums, digitize
 from derc.digitize.evaluation import render_ink
-from derc.digitize.steep import MAX_SINGLE_WIDEN, MIN_SINGLE_RUNS, _padded_sum
+from derc.digitize.jit import numpy_sum
+from derc.digitize.steep import MAX_SINGLE_WIDEN, MIN_SINGLE_RUNS
 from derc.labels import LEADS
 from derc.synth import sample_labels, synthesize
 
@@ -123,5 +124,5 @@ def test_padded_sums_are_numpys() -> None:
             padded = np.zeros((50, length))
             padded[:, :size] = values
             expected = padded.sum(axis=1)
-            got = np.array([_padded_sum(np.ascontiguousarray(v), length) for v in values])
+            got = np.array([numpy_sum(np.ascontiguousarray(v), length) for v in values])
             assert np.array_equal(got, expected), (length, size)

@@ -29,6 +29,7 @@ from scipy.signal import find_peaks
 
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
+from derc.digitize.rowfit import row_scores
 from derc.digitize.runs import run_ends
 from derc.digitize.skew import profile_sharpness
 from derc.digitize.steep import SHORT_SPAN, steep_points
@@ -184,16 +185,6 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peaks + np.clip(delta, -0.5, 0.5), heights
 
 
-def _nearest(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index into ascending ``sorted_values`` of the value nearest each ``x`` (the lower one on a tie, as an
-    argmin over all of them picks), and the distance to it."""
-    above = np.clip(np.searchsorted(sorted_values, x), 0, sorted_values.size - 1)
-    below = np.maximum(above - 1, 0)
-    gap_below, gap_above = np.abs(x - sorted_values[below]), np.abs(x - sorted_values[above])
-    take_below = gap_below <= gap_above
-    return np.where(take_below, below, above), np.where(take_below, gap_below, gap_above)
-
-
 def _fit_layout_rows(
     peaks: np.ndarray, heights: np.ndarray, name: str, h: int
 ) -> tuple[float, float, float, np.ndarray, float]:
@@ -212,11 +203,8 @@ def _fit_layout_rows(
     weight = np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
-    pred = a[:, None, None] * base[None, None, :] + b[:, :, None]  # (na, nb, nL)
-    near, dist = _nearest(peaks, pred)  # (na, nb, nL)
-    inside = (pred > 0) & (pred < h)
-    matched = np.where((dist < tol) & inside, weight[near], 0.0).sum(axis=-1)
-    resid = np.where(dist < tol, dist, tol).sum(axis=-1)
+    # each candidate (a, b): the weight of the peaks its rows meet, and the rows' distances to their nearest peaks
+    matched, resid = row_scores(peaks, weight, a, base, b, h, tol)
     f1 = 2.0 * matched / (base.size + weight.sum())
     # where the peaks fit equally well at offsets whole row pitches apart (a page missing its top or bottom rows,
     # whose rows are evenly spaced), the page is taken as in place rather than shifted by rows

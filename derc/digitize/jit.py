@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numba
+import numpy as np
 
 F = TypeVar("F", bound=Callable)
 
@@ -30,3 +31,29 @@ def kernel(signature: str | list[str]) -> Callable[[F], F]:
             return numba.njit(signature, nogil=True, cache=False)(function)
 
     return compile_it
+
+
+@kernel("float64(float64[::1], int64)")
+def numpy_sum(values: np.ndarray, length: int) -> float:  # pragma: no cover
+    """numpy's float64 ``sum`` of a contiguous row of ``length`` values, ``values`` padded with zeros to it: 0 plus
+    the pairwise sum numpy's reduction uses (8 partial sums from 8 values on), so a kernel's sums match numpy's to
+    the bit."""
+    n = values.size
+    if length < 8:
+        res = 0.0
+        for i in range(n):
+            res += values[i]
+        return 0.0 + res
+    r = np.zeros(8)
+    for i in range(8):
+        r[i] = values[i] if i < n else 0.0
+    i = 8
+    while i < length - (length % 8):
+        for j in range(8):
+            r[j] += values[i + j] if i + j < n else 0.0
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < length:
+        res += values[i] if i < n else 0.0
+        i += 1
+    return 0.0 + res

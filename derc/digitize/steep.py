@@ -11,36 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from derc.digitize.jit import kernel
+from derc.digitize.jit import kernel, numpy_sum
 
 _MIN_STEP = np.float32(1e-6)
 SHORT_SPAN = 16  # runs' ink summed in one padded batch up to this long, the longer ones in a second
 MAX_SINGLE_WIDEN = 1.12  # steep strokes (slant under 0.5 px per px) measure the pen's half-width ...
 MIN_SINGLE_RUNS = 20  # ... when a row has at least this many of them
-
-
-@kernel("float64(float64[::1], int64)")
-def _padded_sum(values: np.ndarray, length: int) -> float:  # pragma: no cover
-    """numpy's ``sum`` of ``values`` padded with zeros to ``length``: 0 + its pairwise sum (8 partial sums)."""
-    n = values.size
-    if length < 8:
-        res = 0.0
-        for i in range(n):
-            res += values[i]
-        return 0.0 + res
-    r = np.zeros(8)
-    for i in range(8):
-        r[i] = values[i] if i < n else 0.0
-    i = 8
-    while i < length - (length % 8):
-        for j in range(8):
-            r[j] += values[i + j] if i + j < n else 0.0
-        i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    while i < length:
-        res += values[i] if i < n else 0.0
-        i += 1
-    return 0.0 + res
 
 
 @kernel("float32(float32, float32, float32)")
@@ -130,8 +106,8 @@ def _steep_points(
                 vals[q] = np.float64(win[a[p] + q, j, kj])
                 moms[q] = vals[q] * (a[p] + q)
             padded = short_len if span <= SHORT_SPAN else long_len
-            mass = _padded_sum(vals[:span], padded)
-            moment = _padded_sum(moms[:span], padded)
+            mass = numpy_sum(vals[:span], padded)
+            moment = numpy_sum(moms[:span], padded)
             x = moment / mass if mass > 0 else 0.5 * (a[p] + b[p] - 1)
             x_run[p] = x
             outside_l = win[max(s0[p] - 1, 0), j, kj] if s0[p] > 0 else np.float32(0.0)
