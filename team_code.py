@@ -40,7 +40,6 @@ def load_models(model_folder, verbose):
 
 def run_models(record, digitization_model, classification_model, verbose):
     from derc.errors import RecordError
-    from derc.images import load_record_pages
 
     try:
         header = load_header(record)
@@ -50,7 +49,7 @@ def run_models(record, digitization_model, classification_model, verbose):
         names = get_image_files(record)
     except Exception as error:
         raise RecordError(record, f"header lists no images ({error})") from error
-    pages = load_record_pages(record, names, load_images)
+    pages = classification_model.load_pages(record, names, load_images, get_image_files)
     probabilities, signal = classification_model.read_pages(
         pages,
         fs=get_sampling_frequency(header),

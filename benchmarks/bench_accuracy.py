@@ -67,7 +67,7 @@ def aurocs(model_folder: Path, test: Path) -> tuple[dict[str, float], dict[str, 
     With a signal branch, also the AUROC of other blends of the same records' image and signal probabilities:
     the image alone, the signal alone and the one weight of best validation macro AUROC.
     """
-    model = DercModel.load(model_folder)
+    model = DercModel.load(model_folder, read_ahead=False)
     entries = index_records(test, sorted(p.stem for p in test.glob("*.hea")))
     others = {}
     if model.reads_signal:

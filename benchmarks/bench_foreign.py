@@ -100,7 +100,7 @@ def read_pages(
     its labels, each also per group of records (``groups``: {"grid": {record: "red"}, ...}); the digitizer's
     refusals, and the SNR of what it read on the first ``snr_records`` pages (aligning as evaluate_model does
     costs ~5 s a record)."""
-    model = DercModel.load(model_folder)
+    model = DercModel.load(model_folder, read_ahead=False)
     names = sorted(p.stem for p in data.glob("*.hea"))
     entries = index_records(data, names)
     digitizer = Digitizer(upright_check=upright_check) if model.reads_signal else None

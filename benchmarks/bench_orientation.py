@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     model = None
     if args.model is not None:
         torch.set_num_threads(1)
-        model = DercModel.load(args.model)
+        model = DercModel.load(args.model, read_ahead=False)
         figures["model"] = str(args.model)
     for renderer in ("ours", "foreign"):
         upright = pages(renderer, args.pages, args.seed, args.dpi)

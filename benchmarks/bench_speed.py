@@ -41,6 +41,7 @@ from derc.data import ClassifierViews
 from derc.inference import DercModel
 from derc.losses import DiceFocalLoss
 from derc.models.factory import build_classifier_for, build_unet
+from derc.readahead import READ_AHEAD_ENV
 from derc.records import index_records
 from derc.render import render_ecg
 from derc.render.layout import dpi_for_width
@@ -156,11 +157,10 @@ class _TimedDigitizer:
 
 @contextmanager
 def intake_timer(seconds: list[float]) -> Iterator[None]:
-    """While active, the wall time of every record's image intake (``derc.images.load_record_pages``: checking,
-    decoding, converting and orienting its images, as ``run_models`` calls it) is appended to ``seconds``."""
-    import derc.images
-
-    inner = derc.images.load_record_pages
+    """While active, the wall time of every record's image intake (``DercModel.load_pages``: checking, decoding,
+    converting and orienting its images as ``run_models`` calls it, or waiting for the read-ahead that did) is
+    appended to ``seconds``."""
+    inner = DercModel.load_pages
 
     def timed(*args, **kwargs):
         began = time.perf_counter()
@@ -169,11 +169,11 @@ def intake_timer(seconds: list[float]) -> Iterator[None]:
         finally:
             seconds.append(time.perf_counter() - began)
 
-    derc.images.load_record_pages = timed
+    DercModel.load_pages = timed
     try:
         yield
     finally:
-        derc.images.load_record_pages = inner
+        DercModel.load_pages = inner
 
 
 def run_models_latency(
@@ -272,8 +272,12 @@ def inference_figures(
     FLOPs and FLOP/s against the machine's matmul rate ``hw``; the process's peak RSS so far."""
     fwd = forward_figures(model, (model.config.image_height, model.config.image_width), forward_repeats)
     latency, outside, digitizing, intake = run_models_latency(model, records, repeats)
+    hits = model.read_ahead.hits if model.read_ahead is not None else 0
     return {
         "bf16": model.bf16,  # run_models' forward passes under bfloat16 autocast
+        # the next record's images read on a spare core while one runs (derc.readahead), and how many calls used them
+        "read_ahead": model.read_ahead is not None,
+        "read_ahead_hits": hits,
         "latency_p50_s": float(np.percentile(latency, 50)),
         "latency_p95_s": float(np.percentile(latency, 95)),
         "latency_mean_s": float(np.mean(latency)),
@@ -315,7 +319,8 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
         row |= rss_growth(model, found, rss_calls)
     print(
         f"{model_folder} on {len(found)} records of {data_folder} ({device.type}, "
-        f"{'bf16' if model.bf16 else 'fp32'}): p50 {row['latency_p50_s'] * 1e3:.1f} ms, "
+        f"{'bf16' if model.bf16 else 'fp32'}, read-ahead {_read_ahead_words(row)}): "
+        f"p50 {row['latency_p50_s'] * 1e3:.1f} ms, "
         f"p95 {row['latency_p95_s'] * 1e3:.1f} ms, mean {row['latency_mean_s'] * 1e3:.1f} ms, outside forward "
         f"{row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
         f"image intake {row['intake_share']:.0%}); UNet {row['unet_of_matmul']:.0%} / "
@@ -329,6 +334,10 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
     return row
 
 
+def _read_ahead_words(row: dict) -> str:
+    return f"on ({row['read_ahead_hits']} records read ahead)" if row["read_ahead"] else "off"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,small,medium,paper")
@@ -338,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rss-records", type=int, default=1000, help="run_models calls for the RSS check (tiny, or --model)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all CPUs)")
+    parser.add_argument(
+        "--read-ahead",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="read each next record's images on a spare core (auto: where torch's threads leave one)",
+    )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--model", default=None, help="a trained model folder to time instead of random-weight presets")
     parser.add_argument("--data", default=None, help="with --model: the records (with images) to time it on")
@@ -349,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         os.environ[THREADS_ENV] = str(args.threads)  # DercModel.load sets the threads from it
         torch.set_num_threads(args.threads)
+    if args.read_ahead != "auto":
+        os.environ[READ_AHEAD_ENV] = "1" if args.read_ahead == "on" else "0"  # DercModel.load reads it
     if args.model is not None:
         row = trained_model_figures(args.model, args.data, args.records, args.rss_records)
         append_result("speed_trained", {"threads": torch.get_num_threads(), **row})
@@ -391,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p95 {row['latency_p95_s'] * 1e3:.0f} ms, "
                 f"outside forward {row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
                 f"image intake {row['intake_share']:.0%}), "
-                f"{'bf16' if model.bf16 else 'fp32'} forward passes; "
+                f"{'bf16' if model.bf16 else 'fp32'} forward passes, read-ahead {_read_ahead_words(row)}; "
                 f"UNet {row['unet_flops'] / 1e9:.1f} GF/s "
                 f"({row['unet_of_matmul']:.0%}) / classifier {row['classifier_flops'] / 1e9:.1f} GF/s "
                 f"({row['classifier_of_matmul']:.0%}) of matmul {hw['matmul_flops'] / 1e9:.1f} GF/s, "

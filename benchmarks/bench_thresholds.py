@@ -127,7 +127,7 @@ def read_test_records(
 ) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
     """(true labels, probabilities as run_models decodes them, image probabilities, signal read) per test record:
     the model in ``folder`` reads the records of ``inputs`` (labels stripped); their labels come from ``test``."""
-    model = DercModel.load(folder)
+    model = DercModel.load(folder, read_ahead=False)
     truths, probs, images, read = [], [], [], []
     for name in find_records(str(inputs)):
         record = str(inputs / name)

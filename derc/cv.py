@@ -57,7 +57,7 @@ def run_cv(data_folder: str, out_folder: str, *, folds: int, config: Config, ver
         train_ids = [ids[i] for i in range(len(ids)) if i not in held_set]
         model_folder = Path(out_folder) / f"fold{k}"
         train(data_folder, train_ids, model_folder, config=config, verbose=verbose)
-        model = DercModel.load(model_folder)
+        model = DercModel.load(model_folder, read_ahead=False)
         y_true, y_prob = [], []
         for i in tqdm(sorted(held_set), desc=f"fold {k} test", disable=not verbose):
             probs = model.probabilities(model.denoise(record_images(entries[i], seed=config.seed + 7919 * i)))

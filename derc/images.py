@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -45,6 +48,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps
 from derc.errors import RecordError
 
 log = logging.getLogger("derc")
+T = TypeVar("T")
 
 MAX_IMAGE_PIXELS: int = 40_000_000  # a 600-dpi US-letter scan is 6600 x 5100 = 33.7 MP
 MIN_IMAGE_SIDE: int = 64
@@ -177,19 +181,56 @@ def check_image_files(record: str, names: Sequence[str]) -> list[Path]:
     return [path for _, path in kept]
 
 
+class _StrictDecoding:
+    """PIL's process-wide decoding settings held strict while any thread needs them (:func:`pixel_limit`).
+
+    The first entry saves ``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES`` and the warning filters
+    and sets the strict values; later entries (nested, or from another thread: the read-ahead decodes the next
+    record while ``run_models`` works on this one) only count; the last exit restores what the first saved. A
+    plain save-and-restore per entry would let one thread restore the lax values while another still decodes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limit = 0
+        self._saved: tuple[int | None, bool, warnings.catch_warnings] | None = None
+
+    def enter(self, limit: int) -> None:
+        with self._lock:
+            if self._depth and limit != self._limit:
+                raise ValueError(f"pixel_limit({limit}) while pixel_limit({self._limit}) is active")
+            if not self._depth:
+                caught = warnings.catch_warnings()
+                caught.__enter__()
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                self._saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, caught)
+                self._limit = limit
+                Image.MAX_IMAGE_PIXELS = limit
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+            self._depth += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if not self._depth and self._saved is not None:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, caught = self._saved
+                self._saved = None
+                caught.__exit__(None, None, None)
+
+
+_STRICT = _StrictDecoding()
+
+
 @contextmanager
 def pixel_limit(limit: int = MAX_IMAGE_PIXELS) -> Iterator[None]:
-    """While active, PIL refuses (raises on open) any image above ``limit`` pixels and decodes strictly."""
-    old_limit, old_truncated = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    Image.MAX_IMAGE_PIXELS = limit
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    """While active, PIL refuses (raises on open) any image above ``limit`` pixels and decodes strictly (a truncated
+    file raises). Nests, and is safe to hold from several threads at once (one limit at a time)."""
+    _STRICT.enter(limit)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
+        yield
     finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
-        ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
+        _STRICT.exit()
 
 
 def _scale_numeric(image: Image.Image) -> np.ndarray:
@@ -249,17 +290,14 @@ def to_rgb(image: Image.Image, *, record: str = "") -> np.ndarray:
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         raise RecordError(record, f"image is {width} x {height} pixels, more than the limit of {MAX_IMAGE_PIXELS}")
-    old_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        image.load()
+        with pixel_limit():
+            image.load()
         rgb = _convert(_exif_upright(image))
     except RecordError as error:
         raise RecordError(record, error.problem) from error
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, EOFError, ... on bad data
         raise RecordError(record, f"truncated or corrupt image ({type(error).__name__}: {error})") from error
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise RecordError(record, f"image converted to an unexpected array {rgb.shape} {rgb.dtype}")
     return np.ascontiguousarray(rgb)
@@ -401,6 +439,14 @@ def load_record_images(
 
 def load_record_pages(record: str, names: Sequence[str], loader: Callable[[str], list[Image.Image]]) -> list[Page]:
     """:func:`load_record_images`, each image with what its printed text said of its orientation (:class:`Page`)."""
+    return orient_record_images(record, read_record_images(record, names, loader))
+
+
+def read_record_images(
+    record: str, names: Sequence[str], loader: Callable[[str], list[Image.Image]]
+) -> list[tuple[str, np.ndarray]]:
+    """Check, load (via the official ``loader``), decode and convert every image of ``record``: (name, RGB) pairs,
+    in the header's order, without the names of missing files the loader skipped."""
     paths = check_image_files(record, names)
     folder = Path(os.path.dirname(record) or ".").resolve()
     names = [n for n in names if str(n).strip() and _contained_path(record, folder, str(n)) in paths]
@@ -413,18 +459,24 @@ def load_record_pages(record: str, names: Sequence[str], loader: Callable[[str],
                 raise RecordError(record, f"images cannot be opened ({type(error).__name__}: {error})") from error
             if len(images) != len(paths):
                 raise RecordError(record, f"the loader returned {len(images)} images for {len(paths)} listed files")
-            pages = []
-            for name, image in zip(names, images):
-                try:
-                    rgb = to_rgb(image, record=record)
-                    pages.append(orient_page(rgb))
-                except RecordError as error:
-                    raise RecordError(record, f"image file {name!r}: {error.problem}") from error
-                except Exception as error:
-                    raise RecordError(record, f"image file {name!r}: {type(error).__name__}: {error}") from error
+            decode = partial(to_rgb, record=record)
+            return [(name, _image_step(record, name, decode, image)) for name, image in zip(names, images)]
     finally:
         _close(images)
-    return pages
+
+
+def orient_record_images(record: str, images: Sequence[tuple[str, np.ndarray]]) -> list[Page]:
+    """:func:`orient_page` of each (name, RGB) pair of :func:`read_record_images`; errors name the record and file."""
+    return [_image_step(record, name, orient_page, rgb) for name, rgb in images]
+
+
+def _image_step(record: str, name: str, step: Callable[[Any], T], item: Any) -> T:
+    try:
+        return step(item)
+    except RecordError as error:
+        raise RecordError(record, f"image file {name!r}: {error.problem}") from error
+    except Exception as error:
+        raise RecordError(record, f"image file {name!r}: {type(error).__name__}: {error}") from error
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -23,10 +23,11 @@ from derc import modelfolder as mf
 from derc.checkpoints import load_weights
 from derc.config import Config
 from derc.errors import ModelFolderError
-from derc.images import Page, resize_image
+from derc.images import Page, load_record_pages, resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
+from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_wanted
 from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, limit_blas_threads, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
@@ -60,9 +61,17 @@ class DercModel:
     # A signal branch's thresholds for the image probabilities alone (a page the digitizer could not read);
     # None: ``thresholds`` serve both (models without a signal branch, or trained before these existed).
     image_thresholds: np.ndarray | None = None
+    # Reads the next record's images while this one runs (derc.readahead); None: each record reads its own.
+    read_ahead: ReadAhead | None = None
 
     @classmethod
-    def load(cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None) -> DercModel:
+    def load(
+        cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None, read_ahead: bool | None = None
+    ) -> DercModel:
+        """The model in ``model_folder`` on ``device`` (default: CUDA when present). ``read_ahead``: whether
+        :meth:`load_pages` reads each next record's images on a spare core (:mod:`derc.readahead`); None decides
+        by the machine and the model (and may leave a CPU core out of torch's threads for it); False for callers
+        that read the images themselves."""
         paths = mf.resolve(model_folder)
         try:
             config = Config.load(paths[mf.CONFIG_FILE])
@@ -70,7 +79,7 @@ class DercModel:
             raise ModelFolderError(str(error)) from error
         device = device or pick_device()
         if device.type == "cpu":
-            configure_threads()
+            configure_threads(cpu_threads(config) if read_ahead is None else None)
         limit_blas_threads()  # the digitizer's small least-squares fits run faster on one BLAS thread
         unet = build_unet(config)
         load_weights(paths[mf.UNET_FILE], unet, what="UNet weights")
@@ -98,7 +107,11 @@ class DercModel:
             log.info("inference runs its forward passes in bfloat16 on %s (%s=1)", device, BF16_ENV)
         elif device.type == "cpu" and cpu_has_fast_bf16():
             log.info("this CPU runs bfloat16 ~1.8x faster: %s=1 uses it (labels of ~5%% of records may move)", BF16_ENV)
-        return cls(config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
+        helper = ReadAhead() if (read_ahead_wanted(device) if read_ahead is None else read_ahead) else None
+        if helper is not None:
+            log.info("each next record's images are read on a spare core while this one runs (derc.readahead)")
+        parts = (config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
+        return cls(*parts, read_ahead=helper)
 
     @property
     def reads_signal(self) -> bool:
@@ -161,6 +174,13 @@ class DercModel:
         with self._autocast():
             logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
         return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
+
+    def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
+        """The record's pages (:func:`derc.images.load_record_pages`: checked, decoded, upright), read ahead when
+        :attr:`read_ahead` is on; ``names`` are the header's image names, ``names_of`` reads them from a header."""
+        if self.read_ahead is None:
+            return load_record_pages(record, names, loader)
+        return self.read_ahead.load_pages(record, names, loader, names_of)
 
     def read_record(
         self,

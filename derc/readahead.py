@@ -1,0 +1,218 @@
+"""Read the next record's images while ``run_models`` works on this one.
+
+``run_model.py`` (the organizers' copy and ours) calls ``run_models`` once per record, in ``find_records`` order:
+sorted paths. So while one record is denoised, digitized and classified, the next one in its folder is already
+known, and its images can be checked, decoded and converted (:func:`derc.images.read_record_images`) on a spare
+CPU core. On a Challenge-size page (2200x1700 RGBA PNG) that is ~100 ms of PNG inflating, more than the rest of
+the record at ``small``; a record's own work never waits for it unless it needs that record's images.
+
+What is read ahead is used only when it is the same work the record would do itself: the record that comes next
+is the one predicted, its header lists the same image names, and the header and the image files have the same
+size and modification time as when they were read. Anything else (another order, a changed file, a read that
+failed) falls back to reading the record in the caller's thread, so errors name the record and the problem
+exactly as they would without read-ahead, and ``run_model.py -f`` goes on past a broken record as before. After
+a record that came out of order nothing is read ahead until the order holds again.
+
+The helper thread also turns the pages upright (:func:`derc.images.orient_record_images`) when it has finished
+decoding before the caller asks for them; otherwise the caller does, and the helper moves on to the next record.
+Either way the pages are the same arrays.
+
+The helper competes with torch's CPU threads: read-ahead is for a model on a GPU, or on a CPU whose torch threads
+leave a core free. A light model (``small``) leaves one by default on a CPU (:func:`cpu_threads`); heavier ones use
+every core unless ``DERC_THREADS`` says otherwise; see :func:`read_ahead_wanted`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from derc.config import Config
+from derc.images import Page, load_record_pages, orient_record_images, read_record_images
+from derc.runtime import THREADS_ENV, available_cpus
+
+log = logging.getLogger("derc")
+
+READ_AHEAD_ENV = "DERC_READ_AHEAD"  # "0" never reads ahead, "1" always; unset: where a core is free for it
+
+Loader = Callable[[str], list[Image.Image]]
+NamesOf = Callable[[str], Sequence[str]]
+Signature = tuple[tuple[str, int, int], ...]
+
+
+# A model whose input is at most this many pixels (small's 224x288 twice over) leaves a CPU core to read-ahead by
+# default: its forward passes are short next to reading a page (at small on 2 cores, 500 records' run_model.py took
+# 42.7 s on 2 torch threads, 31.6 s on 1 with read-ahead; at medium the forward passes need the core more).
+SPARE_CORE_MAX_PIXELS = 2 * 224 * 288
+
+
+def cpu_threads(config: Config) -> int | None:
+    """torch's CPU threads for inference with ``config``'s model: None (:func:`derc.runtime.configure_threads`'s
+    default: ``DERC_THREADS``, else every CPU) unless the model is light enough for read-ahead to pay for a core,
+    read-ahead is not switched off and neither ``DERC_THREADS`` nor a single CPU decides otherwise."""
+    if os.environ.get(THREADS_ENV, "").strip() or os.environ.get(READ_AHEAD_ENV, "").strip() == "0":
+        return None
+    cpus = available_cpus()
+    if cpus < 2 or config.image_height * config.image_width > SPARE_CORE_MAX_PIXELS:
+        return None
+    return cpus - 1
+
+
+def read_ahead_wanted(device: torch.device) -> bool:
+    """``DERC_READ_AHEAD`` when set; else True on CUDA (the CPU's cores are free while the GPU runs the models) and
+    on a CPU where torch's threads leave at least one core to the helper. With every core in torch's pool a helper
+    thread stalls its parallel regions: the UNet's forward pass at ``small`` went 19 -> 260 ms a call beside a PNG
+    decoding thread, 2 torch threads on 2 cores."""
+    setting = os.environ.get(READ_AHEAD_ENV, "").strip()
+    if setting:
+        if setting not in {"0", "1"}:
+            raise ValueError(f"{READ_AHEAD_ENV} must be 0 or 1, not {setting!r}")
+        return setting == "1"
+    return device.type == "cuda" or torch.get_num_threads() < available_cpus()
+
+
+def record_key(record: str) -> str:
+    """One spelling per record path (``data/x`` and ``./data//x`` are the same record)."""
+    return os.path.normcase(os.path.abspath(record))
+
+
+def file_signature(record: str, names: Sequence[str]) -> Signature:
+    """(path, size, modification time) of the record's header and of the listed image files that exist."""
+    folder = os.path.dirname(record) or "."
+    paths = [record + ".hea"] + [os.path.join(folder, str(name)) for name in names if str(name).strip()]
+    signature = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue  # a missing file is part of what the read saw (and what check_image_files reports)
+        signature.append((path, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
+class RecordOrder:
+    """The record after a given one in ``find_records`` order, among the records of its own folder (the folder's
+    headers, sorted; listed again when the folder changes). The last record of a folder has none: what comes next
+    is in another folder, and guessing it is not worth a walk of the tree."""
+
+    def __init__(self) -> None:
+        self._folder = ""
+        self._stamp = -1
+        self._names: list[str] = []
+
+    def after(self, record: str) -> str | None:
+        folder, name = os.path.split(record)
+        try:
+            stamp = os.stat(folder or ".").st_mtime_ns
+            if (folder, stamp) != (self._folder, self._stamp):
+                with os.scandir(folder or ".") as entries:
+                    self._names = sorted(e.name[: -len(".hea")] for e in entries if e.name.endswith(".hea"))
+                self._folder, self._stamp = folder, stamp
+        except OSError:
+            return None
+        index = bisect.bisect_right(self._names, name)
+        return os.path.join(folder, self._names[index]) if index < len(self._names) else None
+
+
+@dataclass
+class _Read:
+    """One record read ahead: what the helper saw and made."""
+
+    names: tuple[str, ...]
+    signature: Signature
+    images: list[tuple[str, np.ndarray]]
+    pages: list[Page]  # upright pages of the first len(pages) images (the helper's orienting, when it had time)
+
+
+@dataclass
+class _Job:
+    key: str
+    future: Future
+    wanted: threading.Event = field(default_factory=threading.Event)  # set once the caller waits for it
+
+
+class ReadAhead:
+    """Loads a record's pages (:func:`derc.images.load_record_pages`) and starts reading the next record's."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.hits = 0  # records whose pages came from the helper
+        self._order = RecordOrder()
+        self._job: _Job | None = None
+        self._expected: str | None = None  # the record predicted to come next
+        self._queue: queue.SimpleQueue | None = None
+
+    def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
+        """The pages of ``record`` (whose header lists ``names``), as :func:`derc.images.load_record_pages` gives
+        them; ``names_of(record)`` reads a header's image names (the official ``get_image_files``)."""
+        if not self.enabled:
+            return load_record_pages(record, names, loader)
+        key = record_key(record)
+        in_order = self._expected in (None, key)
+        job, self._job = self._job, None
+        following = self._order.after(record)
+        self._expected = None if following is None else record_key(following)
+        if following is not None and in_order:
+            self._job = self._start(following, loader, names_of)  # queued behind this record's own read, if any
+        read = self._finished(job, key, names, record)
+        if read is None:
+            return load_record_pages(record, names, loader)
+        self.hits += 1
+        return read.pages + orient_record_images(record, read.images[len(read.pages) :])
+
+    def _finished(self, job: _Job | None, key: str, names: Sequence[str], record: str) -> _Read | None:
+        """The helper's read of this record, if it read this record, succeeded, and the files are unchanged."""
+        if job is None or job.key != key:
+            return None
+        job.wanted.set()
+        try:
+            read = job.future.result()
+        except Exception as error:  # read again here, where its error is raised (and -f handles it)
+            log.debug("record %s: read ahead failed (%s); reading it again", record, error)
+            return None
+        if read.names != tuple(names) or read.signature != file_signature(record, names):
+            log.debug("record %s: its files changed since they were read ahead; reading them again", record)
+            return None
+        return read
+
+    def _start(self, record: str, loader: Loader, names_of: NamesOf) -> _Job:
+        job = _Job(record_key(record), Future())
+        if self._queue is None:
+            self._queue = queue.SimpleQueue()
+            # a daemon: a read in flight never holds up the end of the process
+            threading.Thread(target=_serve, args=(self._queue,), name="derc-read-ahead", daemon=True).start()
+        self._queue.put((job, lambda: _read(record, loader, names_of, job.wanted)))
+        return job
+
+
+def _read(record: str, loader: Loader, names_of: NamesOf, wanted: threading.Event) -> _Read:
+    names = tuple(names_of(record))
+    signature = file_signature(record, names)
+    images = read_record_images(record, names, loader)
+    pages: list[Page] = []
+    for index in range(len(images)):
+        if wanted.is_set():
+            break  # the caller is waiting: it orients the rest while this thread reads the next record
+        pages += orient_record_images(record, images[index : index + 1])
+    return _Read(names, signature, images, pages)
+
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    while True:
+        job, work = jobs.get()
+        if not job.future.set_running_or_notify_cancel():
+            continue
+        try:
+            job.future.set_result(work())
+        except BaseException as error:  # handed to the caller, which reads the record again itself
+            job.future.set_exception(error)

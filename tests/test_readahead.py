@@ -1,0 +1,172 @@
+"""Read-ahead (derc.readahead): the next record's pages read on a helper thread are exactly the pages the record
+would read itself, and anything the helper cannot vouch for (another order, a changed file, a broken record) is
+read again by the caller, with the same result or the same error."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFile
+from test_images import draw_page
+
+from derc.config import get_preset
+from derc.errors import RecordError
+from derc.images import Page, load_record_pages, pixel_limit
+from derc.readahead import ReadAhead, RecordOrder, cpu_threads, read_ahead_wanted
+from helper_code import get_image_files, load_images
+
+
+def write_record(folder: Path, name: str, rgb: np.ndarray, *, turn: int = 0) -> str:
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, k=turn))).save(folder / f"{name}-0.png")
+    (folder / f"{name}.hea").write_text(f"{name} 12 500 5000\n# Image: {name}-0.png\n")
+    return str(folder / name)
+
+
+@pytest.fixture()
+def records(tmp_path: Path) -> list[str]:
+    rng = np.random.default_rng(5)
+    # upright, upside down, portrait: the helper's orienting turns pages as the caller's would
+    return [write_record(tmp_path, f"r{i}", draw_page(rng, width_px=700), turn=(0, 2, 1, 0)[i]) for i in range(4)]
+
+
+def same_pages(a: list[Page], b: list[Page]) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(x.rgb, y.rgb) and (x.kept, x.text_score) == (y.kept, y.text_score) for x, y in zip(a, b)
+    )
+
+
+def load(reader: ReadAhead, record: str) -> list[Page]:
+    return reader.load_pages(record, get_image_files(record), load_images, get_image_files)
+
+
+def settle(reader: ReadAhead) -> None:
+    """Wait until the helper has finished what it was given (so a test can change files after it read them)."""
+    if reader._job is not None:
+        reader._job.future.result(timeout=60)
+
+
+def test_the_next_record_in_a_folder(tmp_path: Path) -> None:
+    for name in ("b", "a", "c"):
+        (tmp_path / f"{name}.hea").write_text("x")
+    (tmp_path / "a-0.png").write_bytes(b"")
+    order = RecordOrder()
+    assert order.after(str(tmp_path / "a")) == str(tmp_path / "b")
+    assert order.after(str(tmp_path / "b")) == str(tmp_path / "c")
+    assert order.after(str(tmp_path / "c")) is None  # the folder's last: the next is elsewhere
+    time.sleep(0.01)
+    (tmp_path / "d.hea").write_text("x")  # the folder changed: listed again
+    assert order.after(str(tmp_path / "c")) == str(tmp_path / "d")
+    assert order.after(str(tmp_path / "missing" / "a")) is None
+
+
+def test_pages_read_ahead_are_the_pages_read_in_place(records: list[str]) -> None:
+    reader = ReadAhead()
+    for record in records:
+        assert same_pages(load(reader, record), load_record_pages(record, get_image_files(record), load_images))
+    assert reader.hits == len(records) - 1  # all but the first came from the helper
+    assert {page.kept for record in records for page in load(ReadAhead(), record)} == {True, False}  # turned ones too
+
+
+def test_a_file_changed_after_it_was_read_ahead_is_read_again(records: list[str]) -> None:
+    reader = ReadAhead()
+    load(reader, records[0])
+    settle(reader)  # records[1] is read
+    image = Path(records[1] + "-0.png")
+    Image.fromarray(draw_page(np.random.default_rng(9), width_px=650)).save(image)
+    os.utime(image, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new modification time, whatever the clock
+    pages = load(reader, records[1])
+    assert reader.hits == 0
+    assert pages[0].rgb.shape[1] == 650
+    assert same_pages(pages, load_record_pages(records[1], get_image_files(records[1]), load_images))
+
+
+def test_a_broken_record_read_ahead_fails_as_it_would_in_place_and_the_run_goes_on(records: list[str]) -> None:
+    full = Path(records[2] + "-0.png").read_bytes()
+    Path(records[2] + "-0.png").write_bytes(full[: len(full) // 2])
+    reader = ReadAhead()
+    load(reader, records[0])
+    load(reader, records[1])  # the helper now reads records[2] and fails
+    with pytest.raises(RecordError) as in_place:
+        load_record_pages(records[2], get_image_files(records[2]), load_images)
+    with pytest.raises(RecordError) as read_ahead:
+        load(reader, records[2])
+    assert str(read_ahead.value) == str(in_place.value)
+    assert "truncated or corrupt" in str(read_ahead.value)
+    assert same_pages(load(reader, records[3]), load_record_pages(records[3], get_image_files(records[3]), load_images))
+    assert reader.hits == 2  # records[1] and records[3]
+
+
+def test_out_of_order_records_are_read_in_place(records: list[str]) -> None:
+    reader = ReadAhead()
+    for record in (records[3], records[0], records[2], records[1], records[2], records[3]):
+        assert same_pages(load(reader, record), load_record_pages(record, get_image_files(record), load_images))
+    # r3 is its folder's last (predicts nothing); r0 predicts r1, but r2 comes: nothing is read ahead after an
+    # unpredicted record, so r1 and the r2 after it are read in place; r2 came as predicted, so r3 is read ahead
+    assert reader.hits == 1
+
+
+def test_switched_off_reads_in_place(records: list[str]) -> None:
+    reader = ReadAhead(enabled=False)
+    for record in records:
+        load(reader, record)
+    assert reader.hits == 0 and reader._queue is None  # no helper thread started
+
+
+def test_pixel_limit_holds_while_any_thread_is_inside() -> None:
+    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as a user's code may have left it
+    try:
+        inside, release = threading.Event(), threading.Event()
+
+        def other() -> None:
+            with pixel_limit(1000):
+                inside.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=other)
+        with pixel_limit(1000):
+            thread.start()
+            inside.wait(10)
+        # the first holder left, the other thread is still inside: still strict
+        assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == (1000, False)
+        with pytest.raises(ValueError, match="while pixel_limit"):
+            with pixel_limit(2000):
+                pass
+        release.set()
+        thread.join(10)
+        assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == (saved[0], True)  # the last one restored
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def test_who_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DERC_THREADS", raising=False)
+    monkeypatch.delenv("DERC_READ_AHEAD", raising=False)
+    monkeypatch.setattr("derc.readahead.available_cpus", lambda: 4)
+    assert cpu_threads(get_preset("small")) == 3  # light: a core is left to the helper
+    assert cpu_threads(get_preset("paper")) is None  # heavy: every core to torch
+    monkeypatch.setenv("DERC_THREADS", "4")
+    assert cpu_threads(get_preset("small")) is None  # the user's choice
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert not read_ahead_wanted(torch.device("cpu"))  # no core left
+        assert read_ahead_wanted(torch.device("cuda"))
+        torch.set_num_threads(3)
+        assert read_ahead_wanted(torch.device("cpu"))
+        monkeypatch.setenv("DERC_READ_AHEAD", "0")
+        assert not read_ahead_wanted(torch.device("cuda"))
+        monkeypatch.setenv("DERC_READ_AHEAD", "1")
+        torch.set_num_threads(4)
+        assert read_ahead_wanted(torch.device("cpu"))
+        monkeypatch.setenv("DERC_READ_AHEAD", "yes")
+        with pytest.raises(ValueError, match="DERC_READ_AHEAD"):
+            read_ahead_wanted(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(saved)
