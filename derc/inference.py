@@ -27,7 +27,7 @@ from derc.images import Page, load_record_pages, resize_image
 from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
-from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_wanted
+from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_depth
 from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, limit_blas_threads, pick_device, use_bf16
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
@@ -107,9 +107,10 @@ class DercModel:
             log.info("inference runs its forward passes in bfloat16 on %s (%s=1)", device, BF16_ENV)
         elif device.type == "cpu" and cpu_has_fast_bf16():
             log.info("this CPU runs bfloat16 ~1.8x faster: %s=1 uses it (labels of ~5%% of records may move)", BF16_ENV)
-        helper = ReadAhead() if (read_ahead_wanted(device) if read_ahead is None else read_ahead) else None
+        depth = read_ahead_depth(device) if read_ahead is None else int(read_ahead)
+        helper = ReadAhead(depth=depth) if depth else None
         if helper is not None:
-            log.info("each next record's images are read on a spare core while this one runs (derc.readahead)")
+            log.info("the next %d record(s)' images are read on spare cores while one runs (derc.readahead)", depth)
         parts = (config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
         return cls(*parts, read_ahead=helper)
 

@@ -13,9 +13,10 @@ failed) falls back to reading the record in the caller's thread, so errors name 
 exactly as they would without read-ahead, and ``run_model.py -f`` goes on past a broken record as before. After
 a record that came out of order nothing is read ahead until the order holds again.
 
-The helper thread also turns the pages upright (:func:`derc.images.orient_record_images`) when it has finished
+A helper also turns the pages upright (:func:`derc.images.orient_record_images`) when it has finished
 decoding before the caller asks for them; otherwise the caller does, and the helper moves on to the next record.
-Either way the pages are the same arrays.
+Either way the pages are the same arrays. Where torch leaves several cores free (a GPU model on a many-core host),
+as many helpers read as many records ahead (:func:`read_ahead_depth`).
 
 The helper competes with torch's CPU threads: read-ahead is for a model on a GPU, or on a CPU whose torch threads
 leave a core free. A light model (``small``) leaves one by default on a CPU (:func:`cpu_threads`); heavier ones use
@@ -68,6 +69,28 @@ def cpu_threads(config: Config) -> int | None:
     return cpus - 1
 
 
+MAX_DEPTH = 4  # records read ahead at most (each holds its decoded images: ~11 MB for a 2200x1700 page)
+
+
+def read_ahead_depth(device: torch.device) -> int:
+    """How many records to read ahead, each on its own helper thread: 0 where :func:`read_ahead_wanted` says no;
+    else the cores torch's threads leave free (on CUDA all but the caller's), at least 1 and at most MAX_DEPTH;
+    one more where torch runs one thread, which has no parallel regions for a helper to stall and waits for
+    pages while the helpers decode (2 cores, 1 torch thread: 12 records at 200 dpi 134-135 -> 119-122 ms a
+    record with 2 helpers instead of 1; 150 at 100 dpi 58-61 ms either way). Decoding is the slow part of a
+    record's intake (~100 ms a Challenge-size PNG, one core each), so several helpers keep up with a GPU that
+    finishes a record's forward passes in a few milliseconds."""
+    if not read_ahead_wanted(device):
+        return 0
+    cpus = available_cpus()
+    if device.type == "cuda":
+        spare = cpus - 1
+    else:
+        threads = torch.get_num_threads()
+        spare = cpus - threads + (threads == 1)
+    return int(min(MAX_DEPTH, max(1, spare)))
+
+
 def read_ahead_wanted(device: torch.device) -> bool:
     """``DERC_READ_AHEAD`` when set; else True on CUDA (the CPU's cores are free while the GPU runs the models) and
     on a CPU where torch's threads leave at least one core to the helper. With every core in torch's pool a helper
@@ -87,30 +110,31 @@ def record_key(record: str) -> str:
 
 
 def file_signature(record: str, names: Sequence[str]) -> Signature:
-    """(path, size, modification time) of the record's header and of the listed image files that exist."""
+    """(name, size, modification time) of the record's header (named "") and of the listed image files that exist."""
     folder = os.path.dirname(record) or "."
-    paths = [record + ".hea"] + [os.path.join(folder, str(name)) for name in names if str(name).strip()]
+    files = [("", record + ".hea")] + [(str(n), os.path.join(folder, str(n))) for n in names if str(n).strip()]
     signature = []
-    for path in paths:
+    for name, path in files:
         try:
             stat = os.stat(path)
         except OSError:
             continue  # a missing file is part of what the read saw (and what check_image_files reports)
-        signature.append((path, stat.st_size, stat.st_mtime_ns))
+        signature.append((name, stat.st_size, stat.st_mtime_ns))
     return tuple(signature)
 
 
 class RecordOrder:
-    """The record after a given one in ``find_records`` order, among the records of its own folder (the folder's
-    headers, sorted; listed again when the folder changes). The last record of a folder has none: what comes next
-    is in another folder, and guessing it is not worth a walk of the tree."""
+    """The records after a given one in ``find_records`` order, among the records of its own folder (the folder's
+    headers, sorted; listed again when the folder changes). What comes after a folder's last record is in another
+    folder, and guessing it is not worth a walk of the tree."""
 
     def __init__(self) -> None:
         self._folder = ""
         self._stamp = -1
         self._names: list[str] = []
 
-    def after(self, record: str) -> str | None:
+    def after(self, record: str, count: int = 1) -> list[str]:
+        """Up to ``count`` records that follow ``record`` in its folder, nearest first."""
         folder, name = os.path.split(record)
         try:
             stamp = os.stat(folder or ".").st_mtime_ns
@@ -119,9 +143,9 @@ class RecordOrder:
                     self._names = sorted(e.name[: -len(".hea")] for e in entries if e.name.endswith(".hea"))
                 self._folder, self._stamp = folder, stamp
         except OSError:
-            return None
+            return []
         index = bisect.bisect_right(self._names, name)
-        return os.path.join(folder, self._names[index]) if index < len(self._names) else None
+        return [os.path.join(folder, following) for following in self._names[index : index + count]]
 
 
 @dataclass
@@ -142,13 +166,15 @@ class _Job:
 
 
 class ReadAhead:
-    """Loads a record's pages (:func:`derc.images.load_record_pages`) and starts reading the next record's."""
+    """Loads a record's pages (:func:`derc.images.load_record_pages`) and starts reading the next ``depth``
+    records' on as many helper threads."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True, depth: int = 1) -> None:
         self.enabled = enabled
-        self.hits = 0  # records whose pages came from the helper
+        self.depth = max(1, int(depth))
+        self.hits = 0  # records whose pages came from a helper
         self._order = RecordOrder()
-        self._job: _Job | None = None
+        self._jobs: dict[str, _Job] = {}  # the records being read ahead, nearest first
         self._expected: str | None = None  # the record predicted to come next
         self._queue: queue.SimpleQueue | None = None
 
@@ -159,20 +185,24 @@ class ReadAhead:
             return load_record_pages(record, names, loader)
         key = record_key(record)
         in_order = self._expected in (None, key)
-        job, self._job = self._job, None
-        following = self._order.after(record)
-        self._expected = None if following is None else record_key(following)
-        if following is not None and in_order:
-            self._job = self._start(following, loader, names_of)  # queued behind this record's own read, if any
-        read = self._finished(job, key, names, record)
+        job = self._jobs.pop(key, None)
+        coming = self._order.after(record, self.depth)
+        self._expected = record_key(coming[0]) if coming else None
+        wanted = {record_key(following): following for following in coming} if in_order else {}
+        for stale in [k for k in self._jobs if k not in wanted]:
+            self._jobs.pop(stale).future.cancel()  # not started: dropped; started: finishes unused
+        for following_key, following in wanted.items():
+            if following_key not in self._jobs:  # queued behind the reads already under way
+                self._jobs[following_key] = self._start(following, loader, names_of)
+        read = self._finished(job, names, record)
         if read is None:
             return load_record_pages(record, names, loader)
         self.hits += 1
         return read.pages + orient_record_images(record, read.images[len(read.pages) :])
 
-    def _finished(self, job: _Job | None, key: str, names: Sequence[str], record: str) -> _Read | None:
-        """The helper's read of this record, if it read this record, succeeded, and the files are unchanged."""
-        if job is None or job.key != key:
+    def _finished(self, job: _Job | None, names: Sequence[str], record: str) -> _Read | None:
+        """A helper's read of this record, if one read it, succeeded, and the files are unchanged."""
+        if job is None:
             return None
         job.wanted.set()
         try:
@@ -189,8 +219,9 @@ class ReadAhead:
         job = _Job(record_key(record), Future())
         if self._queue is None:
             self._queue = queue.SimpleQueue()
-            # a daemon: a read in flight never holds up the end of the process
-            threading.Thread(target=_serve, args=(self._queue,), name="derc-read-ahead", daemon=True).start()
+            for index in range(self.depth):  # daemons: a read in flight never holds up the end of the process
+                name = f"derc-read-ahead-{index}"
+                threading.Thread(target=_serve, args=(self._queue,), name=name, daemon=True).start()
         self._queue.put((job, lambda: _read(record, loader, names_of, job.wanted)))
         return job
 

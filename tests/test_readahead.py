@@ -18,7 +18,7 @@ from test_images import draw_page
 from derc.config import get_preset
 from derc.errors import RecordError
 from derc.images import Page, load_record_pages, pixel_limit
-from derc.readahead import ReadAhead, RecordOrder, cpu_threads, read_ahead_wanted
+from derc.readahead import ReadAhead, RecordOrder, cpu_threads, read_ahead_depth, read_ahead_wanted, record_key
 from helper_code import get_image_files, load_images
 
 
@@ -47,8 +47,8 @@ def load(reader: ReadAhead, record: str) -> list[Page]:
 
 def settle(reader: ReadAhead) -> None:
     """Wait until the helper has finished what it was given (so a test can change files after it read them)."""
-    if reader._job is not None:
-        reader._job.future.result(timeout=60)
+    for job in reader._jobs.values():
+        job.future.result(timeout=60)
 
 
 def test_the_next_record_in_a_folder(tmp_path: Path) -> None:
@@ -56,13 +56,13 @@ def test_the_next_record_in_a_folder(tmp_path: Path) -> None:
         (tmp_path / f"{name}.hea").write_text("x")
     (tmp_path / "a-0.png").write_bytes(b"")
     order = RecordOrder()
-    assert order.after(str(tmp_path / "a")) == str(tmp_path / "b")
-    assert order.after(str(tmp_path / "b")) == str(tmp_path / "c")
-    assert order.after(str(tmp_path / "c")) is None  # the folder's last: the next is elsewhere
+    assert order.after(str(tmp_path / "a")) == [str(tmp_path / "b")]
+    assert order.after(str(tmp_path / "a"), 5) == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert order.after(str(tmp_path / "c")) == []  # the folder's last: the next is elsewhere
     time.sleep(0.01)
     (tmp_path / "d.hea").write_text("x")  # the folder changed: listed again
-    assert order.after(str(tmp_path / "c")) == str(tmp_path / "d")
-    assert order.after(str(tmp_path / "missing" / "a")) is None
+    assert order.after(str(tmp_path / "c")) == [str(tmp_path / "d")]
+    assert order.after(str(tmp_path / "missing" / "a")) == []
 
 
 def test_pages_read_ahead_are_the_pages_read_in_place(records: list[str]) -> None:
@@ -71,6 +71,20 @@ def test_pages_read_ahead_are_the_pages_read_in_place(records: list[str]) -> Non
         assert same_pages(load(reader, record), load_record_pages(record, get_image_files(record), load_images))
     assert reader.hits == len(records) - 1  # all but the first came from the helper
     assert {page.kept for record in records for page in load(ReadAhead(), record)} == {True, False}  # turned ones too
+
+
+def test_several_records_ahead(records: list[str]) -> None:
+    reader = ReadAhead(depth=3)
+    first = load(reader, records[0])
+    assert sorted(reader._jobs) == sorted(record_key(record) for record in records[1:])  # three helpers at work
+    pages = [first] + [load(reader, record) for record in records[1:]]
+    for record, got in zip(records, pages):
+        assert same_pages(got, load_record_pages(record, get_image_files(record), load_images))
+    assert reader.hits == 3
+    skipped = ReadAhead(depth=2)
+    load(skipped, records[0])
+    load(skipped, records[2])  # r1 skipped: r2 was read ahead all the same, r1's read is dropped
+    assert skipped.hits == 1 and record_key(records[1]) not in skipped._jobs
 
 
 def test_a_file_changed_after_it_was_read_ahead_is_read_again(records: list[str]) -> None:
@@ -160,6 +174,15 @@ def test_who_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
         assert read_ahead_wanted(torch.device("cuda"))
         torch.set_num_threads(3)
         assert read_ahead_wanted(torch.device("cpu"))
+        assert read_ahead_depth(torch.device("cpu")) == 1  # one core left
+        torch.set_num_threads(2)
+        assert read_ahead_depth(torch.device("cpu")) == 2
+        torch.set_num_threads(1)
+        assert read_ahead_depth(torch.device("cpu")) == 4  # one torch thread: one helper more than spare cores
+        assert read_ahead_depth(torch.device("cuda")) == 3  # all but the caller's core
+        monkeypatch.setattr("derc.readahead.available_cpus", lambda: 64)
+        assert read_ahead_depth(torch.device("cuda")) == 4  # at most MAX_DEPTH
+        monkeypatch.setattr("derc.readahead.available_cpus", lambda: 4)
         monkeypatch.setenv("DERC_READ_AHEAD", "0")
         assert not read_ahead_wanted(torch.device("cuda"))
         monkeypatch.setenv("DERC_READ_AHEAD", "1")
