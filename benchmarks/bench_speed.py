@@ -2,7 +2,7 @@
 
     python benchmarks/bench_speed.py [--presets tiny,small,medium,paper] [--records 5] [--rss-records 1000]
     python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
-    python benchmarks/bench_speed.py --model MODEL --data RECORDS [--records 100] [--rss-records 1000]
+    python benchmarks/bench_speed.py --model MODEL --data RECORDS [--records 100] [--rss-records N] [--read-ahead off]
 
 Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
 the share of it spent outside the forward passes (UNet, classifier, signal classifier) and in the digitizer, the
@@ -17,6 +17,9 @@ those records instead: a trained UNet's ink maps, where the digitizer does its r
 maps, its worst case) and the signal-blend weight decides whether the image classifier runs at all.
 On a CPU shared with other jobs use ``--threads 1``: with every core in torch's thread pool, each parallel
 region waits for a descheduled thread and forward passes slow down up to 10x (measured on the 2-core dev box).
+Records are timed in folder order, as run_model.py goes, so read-ahead (derc.readahead: the next records' images
+decoded on spare cores) works as it does there wherever torch's threads leave a core; ``--read-ahead off`` times
+each record reading its own images, and the image-intake share is the time a record waits for its pages.
 """
 
 from __future__ import annotations
