@@ -4,7 +4,7 @@
     python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
     python benchmarks/bench_speed.py --model MODEL --data RECORDS [--records 100] [--rss-records N] [--read-ahead off]
 
-Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page,
+Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page (``--dpi``),
 the share of it spent outside the forward passes (UNet, classifier, signal classifier) and in the digitizer, the
 UNet's and classifier's FLOP/s (counted with FlopCounterMode) as a fraction of the dense fp32 matmul and conv
 FLOP/s measured in the same run, training throughput (images/s) of both stages on random batches, renderer
@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="read each next record's images on a spare core (auto: where torch's threads leave one)",
     )
+    parser.add_argument(
+        "--dpi", type=float, default=100.0, help="the presets' record pages (200: 2200x1700, the Challenge's size)"
+    )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--model", default=None, help="a trained model folder to time instead of random-weight presets")
     parser.add_argument("--data", default=None, help="with --model: the records (with images) to time it on")
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         append_result("speed_trained", {"threads": torch.get_num_threads(), **row})
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_speed_"))
-    records = [str(tmp / "data" / r) for r in synth(tmp / "data", max(args.records, 2), 7, images=1, dpi=100.0)]
+    records = [str(tmp / "data" / r) for r in synth(tmp / "data", max(args.records, 2), 7, images=1, dpi=args.dpi)]
     results: dict = {}
     for device_name in args.devices.split(","):
         device = torch.device(device_name)
@@ -422,7 +425,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     append_result(
-        "speed", {"smoke": args.smoke, "records": args.records, "threads": torch.get_num_threads(), "results": results}
+        "speed",
+        {
+            "smoke": args.smoke,
+            "records": args.records,
+            "dpi": args.dpi,
+            "threads": torch.get_num_threads(),
+            "results": results,
+        },
     )
     return 0
 
