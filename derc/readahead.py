@@ -215,6 +215,20 @@ class ReadAhead:
             return None
         return read
 
+    def close(self) -> None:
+        """Drop the reads not yet started and end the helper threads once they finish what they are reading
+        (also when the ReadAhead is garbage-collected: the helpers hold only the queue, not the ReadAhead)."""
+        for job in self._jobs.values():
+            job.future.cancel()
+        self._jobs.clear()
+        if self._queue is not None:
+            for _ in range(self.depth):
+                self._queue.put(None)
+            self._queue = None
+
+    def __del__(self) -> None:
+        self.close()
+
     def _start(self, record: str, loader: Loader, names_of: NamesOf) -> _Job:
         job = _Job(record_key(record), Future())
         if self._queue is None:
@@ -239,8 +253,8 @@ def _read(record: str, loader: Loader, names_of: NamesOf, wanted: threading.Even
 
 
 def _serve(jobs: queue.SimpleQueue) -> None:
-    while True:
-        job, work = jobs.get()
+    while (item := jobs.get()) is not None:
+        job, work = item
         if not job.future.set_running_or_notify_cancel():
             continue
         try:

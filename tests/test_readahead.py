@@ -125,6 +125,23 @@ def test_out_of_order_records_are_read_in_place(records: list[str]) -> None:
     assert reader.hits == 1
 
 
+def test_closing_ends_the_helpers(records: list[str]) -> None:
+    def helpers() -> set[threading.Thread]:
+        return {thread for thread in threading.enumerate() if thread.name.startswith("derc-read-ahead")}
+
+    before = helpers()
+    reader = ReadAhead(depth=2)
+    load(reader, records[0])
+    started = helpers() - before
+    assert len(started) == 2
+    reader.close()
+    for thread in started:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert same_pages(load(reader, records[1]), load_record_pages(records[1], get_image_files(records[1]), load_images))
+    reader.close()
+
+
 def test_switched_off_reads_in_place(records: list[str]) -> None:
     reader = ReadAhead(enabled=False)
     for record in records:
