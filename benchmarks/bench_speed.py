@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if device.type == "cuda":
                 row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-            if preset == "tiny":
+            if preset == "tiny" and args.rss_records > 0:
                 row |= rss_growth(model, records, args.rss_records)
             results[device_name][preset] = row
             print(
