@@ -18,21 +18,24 @@ from test_images import draw_page
 from derc.config import get_preset
 from derc.errors import RecordError
 from derc.images import Page, load_record_pages, pixel_limit
-from derc.readahead import ReadAhead, RecordOrder, cpu_threads, read_ahead_depth, read_ahead_wanted, record_key
+from derc.readahead import ReadAhead, RecordOrder, _read, cpu_threads, read_ahead_depth, read_ahead_wanted, record_key
 from helper_code import get_image_files, load_images
 
 
-def write_record(folder: Path, name: str, rgb: np.ndarray, *, turn: int = 0) -> str:
-    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, k=turn))).save(folder / f"{name}-0.png")
-    (folder / f"{name}.hea").write_text(f"{name} 12 500 5000\n# Image: {name}-0.png\n")
+def write_record(folder: Path, name: str, rgbs: list[np.ndarray], *, turn: int = 0) -> str:
+    names = [f"{name}-{i}.png" for i in range(len(rgbs))]
+    for file, rgb in zip(names, rgbs):
+        Image.fromarray(np.ascontiguousarray(np.rot90(rgb, k=turn))).save(folder / file)
+    (folder / f"{name}.hea").write_text(f"{name} 12 500 5000\n# Image: {', '.join(names)}\n")
     return str(folder / name)
 
 
 @pytest.fixture()
 def records(tmp_path: Path) -> list[str]:
     rng = np.random.default_rng(5)
-    # upright, upside down, portrait: the helper's orienting turns pages as the caller's would
-    return [write_record(tmp_path, f"r{i}", draw_page(rng, width_px=700), turn=(0, 2, 1, 0)[i]) for i in range(4)]
+    # upright, upside down (two pages), portrait: the helper's orienting turns pages as the caller's would
+    pages = [[draw_page(rng, width_px=700) for _ in range(1 + (i == 1))] for i in range(4)]
+    return [write_record(tmp_path, f"r{i}", pages[i], turn=(0, 2, 1, 0)[i]) for i in range(4)]
 
 
 def same_pages(a: list[Page], b: list[Page]) -> bool:
@@ -85,6 +88,17 @@ def test_several_records_ahead(records: list[str]) -> None:
     load(skipped, records[0])
     load(skipped, records[2])  # r1 skipped: r2 was read ahead all the same, r1's read is dropped
     assert skipped.hits == 1 and record_key(records[1]) not in skipped._jobs
+
+
+def test_the_helper_orients_only_while_nobody_waits(records: list[str]) -> None:
+    in_place = load_record_pages(records[1], get_image_files(records[1]), load_images)
+    idle, waiting = threading.Event(), threading.Event()
+    waiting.set()
+    done = _read(records[1], load_images, get_image_files, idle)
+    assert len(done.images) == 2 and same_pages(done.pages, in_place)  # nobody waited: both pages oriented
+    rushed = _read(records[1], load_images, get_image_files, waiting)
+    assert rushed.pages == []  # the caller waits: it orients them itself, from the same decoded images
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(rushed.images, done.images))
 
 
 def test_a_file_changed_after_it_was_read_ahead_is_read_again(records: list[str]) -> None:
