@@ -186,34 +186,33 @@ class _StrictDecoding:
 
     The first entry saves ``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES`` and the warning filters
     and sets the strict values; later entries (nested, or from another thread: the read-ahead decodes the next
-    record while ``run_models`` works on this one) only count; the last exit restores what the first saved. A
-    plain save-and-restore per entry would let one thread restore the lax values while another still decodes.
+    record while ``run_models`` works on this one) are counted, the pixel limit being the smallest any holder
+    asked for; the last exit restores what the first saved. A plain save-and-restore per entry would let one
+    thread restore the lax values while another still decodes.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._depth = 0
-        self._limit = 0
+        self._limits: list[int] = []  # one per holder
         self._saved: tuple[int | None, bool, warnings.catch_warnings] | None = None
 
     def enter(self, limit: int) -> None:
         with self._lock:
-            if self._depth and limit != self._limit:
-                raise ValueError(f"pixel_limit({limit}) while pixel_limit({self._limit}) is active")
-            if not self._depth:
+            if not self._limits:
                 caught = warnings.catch_warnings()
                 caught.__enter__()
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 self._saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, caught)
-                self._limit = limit
-                Image.MAX_IMAGE_PIXELS = limit
                 ImageFile.LOAD_TRUNCATED_IMAGES = False
-            self._depth += 1
+            self._limits.append(limit)
+            Image.MAX_IMAGE_PIXELS = min(self._limits)
 
-    def exit(self) -> None:
+    def exit(self, limit: int) -> None:
         with self._lock:
-            self._depth -= 1
-            if not self._depth and self._saved is not None:
+            self._limits.remove(limit)
+            if self._limits:
+                Image.MAX_IMAGE_PIXELS = min(self._limits)
+            elif self._saved is not None:
                 Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, caught = self._saved
                 self._saved = None
                 caught.__exit__(None, None, None)
@@ -225,12 +224,12 @@ _STRICT = _StrictDecoding()
 @contextmanager
 def pixel_limit(limit: int = MAX_IMAGE_PIXELS) -> Iterator[None]:
     """While active, PIL refuses (raises on open) any image above ``limit`` pixels and decodes strictly (a truncated
-    file raises). Nests, and is safe to hold from several threads at once (one limit at a time)."""
+    file raises). Nests, and is safe to hold from several threads at once: the smallest limit held applies."""
     _STRICT.enter(limit)
     try:
         yield
     finally:
-        _STRICT.exit()
+        _STRICT.exit(limit)
 
 
 def _scale_numeric(image: Image.Image) -> np.ndarray:

@@ -180,9 +180,11 @@ def test_pixel_limit_holds_while_any_thread_is_inside() -> None:
             inside.wait(10)
         # the first holder left, the other thread is still inside: still strict
         assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == (1000, False)
-        with pytest.raises(ValueError, match="while pixel_limit"):
-            with pixel_limit(2000):
-                pass
+        with pixel_limit(2000):
+            assert Image.MAX_IMAGE_PIXELS == 1000  # the smallest limit held applies
+            with pixel_limit(500):
+                assert Image.MAX_IMAGE_PIXELS == 500
+            assert Image.MAX_IMAGE_PIXELS == 1000
         release.set()
         thread.join(10)
         assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == (saved[0], True)  # the last one restored
