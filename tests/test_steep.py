@@ -1,5 +1,5 @@
-"""The compiled steep-stroke points equal, bit for bit, the numpy formulation they replaced (kept here as the
-reference), on the tracer's real inputs from rendered pages."""
+"""The compiled steep-stroke points and runs equal, bit for bit, the numpy formulations they replaced (kept here as
+the references), on the tracer's real inputs from rendered pages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import derc.digitize as digitize_module
 from derc.digitize import INK_THRESHOLD, _edge_frac, _span_sums, digitize
 from derc.digitize.evaluation import render_ink
 from derc.digitize.jit import numpy_sum
+from derc.digitize.runs import run_ends
 from derc.digitize.steep import MAX_SINGLE_WIDEN, MIN_SINGLE_RUNS
 from derc.labels import LEADS
 from derc.synth import sample_labels, synthesize
@@ -113,6 +114,45 @@ def test_compiled_points_equal_the_numpy_ones(monkeypatch: pytest.MonkeyPatch, l
     assert sum(xs.size for xs, _ in got) > args[0].shape[0]  # steep points beside the columns' centres
     for (xs, ys), (xe, ye) in zip(got, expected, strict=True):
         assert np.array_equal(xs, xe) and np.array_equal(ys, ye)
+
+
+def numpy_steep_runs(win, mask, ti, bi, tall, radius, thick):
+    """The steep strokes' runs as the tracer computed them in numpy (2026-12-07), before they were compiled."""
+    hw = win.shape[2]
+    left_ink = np.concatenate([win[:1], win[:-1]], axis=0)
+    right_ink = np.concatenate([win[1:], win[-1:]], axis=0)
+    valley = (win < left_ink - 0.1) & (win < right_ink - 0.1)
+    hs, he = run_ends(mask & ~valley, axis=0)
+    kk = np.arange(hw)[None, None, :]
+    inside = (kk >= ti[:, :, None] + radius[None, :, None] + 0.5) & (kk <= bi[:, :, None] - radius[None, :, None] - 0.5)
+    steep = mask & ~valley & tall[:, :, None] & inside & ((he - hs + 1) <= (3.0 * thick + 2.0)[None, :, None])
+    return hs, he, steep
+
+
+@pytest.mark.parametrize(
+    ("layout", "shape", "seed"), [("12x1", (896, 1152), 1), ("6x2", (224, 288), 2), ("3x4", (448, 576), 4)]
+)
+def test_compiled_runs_equal_the_numpy_ones(monkeypatch: pytest.MonkeyPatch, layout, shape, seed) -> None:
+    """The horizontal runs and steep pixels of a rendered page's rows: the same arrays as numpy's."""
+    rng = np.random.default_rng(seed)
+    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS), noise=False).astype(np.float64)
+    page = render_ink(sig, FS, layout, rng=np.random.default_rng(seed), shape=shape)
+    seen = []
+    compiled = digitize_module.steep_runs
+
+    def recording(*args):
+        got = compiled(*args)
+        seen.append((args, got))
+        return got
+
+    monkeypatch.setattr(digitize_module, "steep_runs", recording)
+    digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS)
+    assert len(seen) == 1
+    args, got = seen[0]
+    expected = numpy_steep_runs(*args)
+    assert expected[2].sum() > 100  # steep pixels to compare
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype and np.array_equal(g, e)
 
 
 def test_padded_sums_are_numpys() -> None:

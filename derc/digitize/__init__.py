@@ -32,7 +32,7 @@ from derc.digitize.limb import complete_limb_leads
 from derc.digitize.rowfit import row_scores
 from derc.digitize.runs import run_ends
 from derc.digitize.skew import profile_sharpness
-from derc.digitize.steep import SHORT_SPAN, steep_points
+from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
 from derc.digitize.viterbi import cheapest_paths, path_costs
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
@@ -515,13 +515,7 @@ def _trace_rows(
     tall = valid & (extent > thick + 1.0)
     # steep strokes: the centre line's x at each pixel row is the middle of the horizontal ink run
     # horizontal runs split at valleys of the ink (the faint gap between an up- and a downstroke that touch)
-    left_ink = np.concatenate([win[:1], win[:-1]], axis=0)
-    right_ink = np.concatenate([win[1:], win[-1:]], axis=0)
-    valley = (win < left_ink - 0.1) & (win < right_ink - 0.1)
-    hs, he = run_ends(mask & ~valley, axis=0)
-    kk = np.arange(hw)[None, None, :]
-    inside = (kk >= ti[:, :, None] + radius[None, :, None] + 0.5) & (kk <= bi[:, :, None] - radius[None, :, None] - 0.5)
-    steep = mask & ~valley & tall[:, :, None] & inside & ((he - hs + 1) <= (3.0 * thick + 2.0)[None, :, None])
+    hs, he, steep = steep_runs(win, mask, ti, bi, tall, radius, thick)
     # extreme columns of tall runs: the apex (or trough) is the run's end, pulled in by the pen radius
     up = np.full_like(ti, hw)
     up[:, :] = np.where(valid, ti, hw)
