@@ -51,6 +51,25 @@ def _stray_columns(sx, sy, col_y, flat, reach):
     return stray
 
 
+def traced_call(monkeypatch: pytest.MonkeyPatch, name: str, layout: str, shape, seed: int) -> tuple[tuple, object]:
+    """(arguments, result) of the tracer's one call to the compiled ``name`` while it digitizes a rendered page."""
+    rng = np.random.default_rng(seed)
+    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS), noise=False).astype(np.float64)
+    page = render_ink(sig, FS, layout, rng=np.random.default_rng(seed), shape=shape)
+    seen = []
+    compiled = getattr(digitize_module, name)
+
+    def recording(*args):
+        got = compiled(*args)
+        seen.append((args, got))
+        return got
+
+    monkeypatch.setattr(digitize_module, name, recording)
+    digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS)
+    assert len(seen) == 1
+    return seen[0]
+
+
 def numpy_steep_points(
     win, mask, steep, hs, he, ti, bi, valid, use_col, flat, col_y, half_w, thick, lo, c0, threshold
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -94,21 +113,7 @@ def numpy_steep_points(
 def test_compiled_points_equal_the_numpy_ones(monkeypatch: pytest.MonkeyPatch, layout, shape, seed) -> None:
     """On the tracer's inputs of a rendered page (200 dpi pages hold touching up- and downstrokes, 896x1152 12x1
     pages rows whose QRS complexes touch, 224x288 pages `small`'s ink maps), the same points to the bit."""
-    rng = np.random.default_rng(seed)
-    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS), noise=False).astype(np.float64)
-    page = render_ink(sig, FS, layout, rng=np.random.default_rng(seed), shape=shape)
-    seen = []
-    compiled = digitize_module.steep_points
-
-    def recording(*args):
-        got = compiled(*args)
-        seen.append((args, got))
-        return got
-
-    monkeypatch.setattr(digitize_module, "steep_points", recording)
-    digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS)
-    assert len(seen) == 1
-    args, got = seen[0]
+    args, got = traced_call(monkeypatch, "steep_points", layout, shape, seed)
     expected = numpy_steep_points(*args)
     assert len(got) == len(expected) == args[0].shape[1]
     assert sum(xs.size for xs, _ in got) > args[0].shape[0]  # steep points beside the columns' centres
@@ -134,21 +139,7 @@ def numpy_steep_runs(win, mask, ti, bi, tall, radius, thick):
 )
 def test_compiled_runs_equal_the_numpy_ones(monkeypatch: pytest.MonkeyPatch, layout, shape, seed) -> None:
     """The horizontal runs and steep pixels of a rendered page's rows: the same arrays as numpy's."""
-    rng = np.random.default_rng(seed)
-    sig = synthesize(sample_labels(rng), rng=rng, fs=int(FS), noise=False).astype(np.float64)
-    page = render_ink(sig, FS, layout, rng=np.random.default_rng(seed), shape=shape)
-    seen = []
-    compiled = digitize_module.steep_runs
-
-    def recording(*args):
-        got = compiled(*args)
-        seen.append((args, got))
-        return got
-
-    monkeypatch.setattr(digitize_module, "steep_runs", recording)
-    digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS)
-    assert len(seen) == 1
-    args, got = seen[0]
+    args, got = traced_call(monkeypatch, "steep_runs", layout, shape, seed)
     expected = numpy_steep_runs(*args)
     assert expected[2].sum() > 100  # steep pixels to compare
     for g, e in zip(got, expected, strict=True):
