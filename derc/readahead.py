@@ -53,7 +53,8 @@ Signature = tuple[tuple[str, int, int], ...]
 
 # A model whose input is at most this many pixels (small's 224x288 twice over) leaves a CPU core to read-ahead by
 # default: its forward passes are short next to reading a page (at small on 2 cores, 500 records' run_model.py took
-# 42.7 s on 2 torch threads, 31.6 s on 1 with read-ahead; at medium the forward passes need the core more).
+# 42.7 s on 2 torch threads, 31.6 s on 1 with read-ahead). At medium the forward passes need the core more: a
+# record took 249 ms on 2 threads and 399 ms on 1, of which read-ahead could hide only the intake's ~27 ms.
 SPARE_CORE_MAX_PIXELS = 2 * 224 * 288
 
 
