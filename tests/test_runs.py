@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.runs import run_ends
+from derc.digitize.runs import run_at, run_ends
 
 
 def reference(line: np.ndarray) -> tuple[list[int], list[int]]:
@@ -46,3 +46,26 @@ def test_run_ends_of_full_empty_and_zero_length_lines() -> None:
     assert start.tolist() == [[0, 0, 0], [1, 2, 3]] and end.tolist() == [[2, 2, 2], [-1, 0, 1]]
     start, end = run_ends(np.zeros((0, 4), dtype=bool), axis=0)
     assert start.shape == end.shape == (0, 4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_run_at_reads_run_ends_at_one_index_per_line(axis: int) -> None:
+    rng = np.random.default_rng(10 + axis)
+    mask = rng.random((6, 4, 11)) > 0.4
+    index = rng.integers(0, mask.shape[axis], size=np.delete(mask.shape, axis))
+    start, end = run_ends(mask, axis)
+    at_start, at_end = run_at(mask, index, axis)
+    expand = np.expand_dims(index, axis)
+    assert at_start.dtype == at_end.dtype == np.int32 and at_start.shape == index.shape
+    assert np.array_equal(at_start, np.take_along_axis(start, expand, axis).squeeze(axis))
+    assert np.array_equal(at_end, np.take_along_axis(end, expand, axis).squeeze(axis))
+
+
+def test_run_at_checks_its_index() -> None:
+    mask = np.ones((3, 5), dtype=bool)
+    assert run_at(mask, np.array([0, 4, 2]), axis=1)[1].tolist() == [4, 4, 4]
+    with pytest.raises(ValueError, match="index shaped"):
+        run_at(mask, np.zeros(5, np.int64), axis=1)
+    with pytest.raises(IndexError):
+        run_at(mask, np.array([0, 5, 2]), axis=1)
+    assert run_at(np.zeros((0, 4), bool), np.zeros(0, np.int64), axis=1)[0].shape == (0,)

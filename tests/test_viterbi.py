@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.viterbi import cheapest_paths, path_costs
+from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
 
 
 def path_cost(unary: np.ndarray, step: np.ndarray, resets: np.ndarray, path: np.ndarray, row: int) -> float:
@@ -93,3 +93,18 @@ def test_path_costs_match_their_definition() -> None:
     assert np.array_equal(step, expected)
     with pytest.raises(ValueError, match="expected"):
         path_costs(win, band[:-1])
+
+
+def test_claims_near_marks_the_other_rows_paths_within_reach() -> None:
+    rng = np.random.default_rng(3)
+    n, r, k, reach = 9, 3, 12, 2
+    pos = rng.integers(-4, k + 4, size=(n, r, r))
+    keep = (rng.random((n, r, r)) > 0.3) & ~np.eye(r, dtype=bool)[None]
+    want = np.zeros((n, r, k), dtype=bool)
+    for i, other, row in zip(*np.nonzero(keep), strict=True):
+        for y in range(pos[i, other, row] - reach, pos[i, other, row] + reach + 1):
+            if 0 <= y < k:
+                want[i, row, y] = True
+    assert np.array_equal(claims_near(pos, keep, reach, k), want)
+    with pytest.raises(ValueError, match="positions"):
+        claims_near(pos[:, :2], keep[:, :2], reach, k)

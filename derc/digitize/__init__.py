@@ -30,10 +30,10 @@ from scipy.signal import find_peaks
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.rowfit import row_scores
-from derc.digitize.runs import run_ends
+from derc.digitize.runs import run_at, run_ends
 from derc.digitize.skew import profile_sharpness
 from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
-from derc.digitize.viterbi import cheapest_paths, path_costs
+from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
 from derc.render.layout import (
     CALIBRATION_WIDTH_MM,
     GAIN_MM_PER_MV,
@@ -286,10 +286,7 @@ def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     sums = []
     for lo, hi in _row_bands(rows_px, half, h):
         band = ink[lo:hi, cols]
-        start, end = run_ends(band > INK_FLOOR, axis=0)
-        top = band.argmax(axis=0)
-        j = np.arange(cols.size)
-        a, b = start[top, j], end[top, j]
+        a, b = run_at(band > INK_FLOOR, band.argmax(axis=0), axis=0)
         rows = np.arange(hi - lo)[:, None]
         s = np.where((rows >= a) & (rows <= b), band, 0.0).sum(axis=0)
         sums.append(s[s > 0.5])
@@ -445,7 +442,7 @@ def _dp_runs(
     A first pass traces each row alone; the second pass makes ink near the other rows' paths costly and
     removes it from this row's runs, so touching QRS complexes of neighbouring rows stay apart.
     """
-    n, r, k = win.shape
+    _, r, k = win.shape
     centre = (k - 1) / 2.0
     band = np.maximum(0.0, np.abs(np.arange(k) - centre) - 0.5 * pitch_px) / pitch_px
     # ink of 0.5 counts in full (anti-aliased thin strokes); vertical moves are cheap along ink of this or the
@@ -453,24 +450,15 @@ def _dp_runs(
     unary, step = path_costs(win, (0.3 * band).astype(np.float32))
     path = cheapest_paths(unary, step, resets)
     mask = win > INK_THRESHOLD
-    start, end = run_ends(mask, axis=2)
-    ni, ri = np.meshgrid(np.arange(n), np.arange(r), indexing="ij")
     # window index of every other row's first-pass path in each row's window (N, other, R): pixels within +-reach
     # of it are claimed by that row
     pos = (path + lo[None, :])[:, :, None] - lo[None, None, :]
     reach = int(np.ceil(0.5 * pen + 1.0))
     keep = (np.arange(r)[:, None] != np.arange(r)[None, :])[None] & (pos + reach >= 0) & (pos - reach < k)
     if r > 1:
-        claimed = np.zeros_like(mask)
-        n_k, _, t_k = np.nonzero(keep)
-        p_k = pos[keep]
-        for d in range(-reach, reach + 1):
-            y = p_k + d
-            inside = (y >= 0) & (y < k)
-            claimed[n_k[inside], t_k[inside], y[inside]] = True
-        path = cheapest_paths(unary, step, resets, claimed=claimed, claim_cost=0.6)
-    on = mask[ni, ri, path]
-    top, bot = start[ni, ri, path], end[ni, ri, path]
+        path = cheapest_paths(unary, step, resets, claimed=claims_near(pos, keep, reach, k), claim_cost=0.6)
+    top, bot = run_at(mask, path, axis=2)
+    on = top <= bot  # the path is on ink
     # a run that reaches another row's trace is ambiguous (touching QRS): keep it to a pen width beyond
     # this row's own path over columns i-1..i+1; other runs keep their full extent (apexes)
     near = keep & (top[:, None, :] <= pos + reach) & (bot[:, None, :] >= pos - reach)

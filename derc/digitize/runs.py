@@ -1,8 +1,11 @@
-"""Ink runs: for every pixel, the first and last index of the run of ink along one axis that holds it.
+"""Ink runs: for every pixel, the first and last index of the run of ink along one axis that holds it
+(:func:`run_ends`), or for one pixel per line (:func:`run_at`).
 
 Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): one pass each way
 per line instead of numpy's ``where`` / ``accumulate`` / ``flip`` over the whole (columns x rows x window)
-array, which cost ~40 ms a call on an 896x1152 page (two calls per page).
+array, which cost ~40 ms a call on an 896x1152 page (two calls per page). Where only one pixel per line is wanted
+(the tracer's path, a column's darkest pixel), :func:`run_at` walks out from it instead of marking every pixel:
+~0.4 ms of a 224x288 page's ~19 ms digitizing went to runs nobody read.
 """
 
 from __future__ import annotations
@@ -47,3 +50,43 @@ def run_ends(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     start, end = _line_run_ends(lines)
     shape = moved.shape
     return np.moveaxis(start.reshape(shape), -1, axis), np.moveaxis(end.reshape(shape), -1, axis)
+
+
+@kernel("UniTuple(int32[::1], 2)(boolean[:, :], int64[::1])")
+def _line_runs_at(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    m, n = lines.shape
+    start = np.empty(m, np.int32)
+    end = np.empty(m, np.int32)
+    for line in range(m):
+        p = at[line]
+        if not lines[line, p]:
+            start[line] = p + 1
+            end[line] = p - 1
+            continue
+        s = p
+        while s > 0 and lines[line, s - 1]:
+            s -= 1
+        e = p
+        while e < n - 1 and lines[line, e + 1]:
+            e += 1
+        start[line] = s
+        end[line] = e
+    return start, end
+
+
+def run_at(mask: np.ndarray, index: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``run_ends(mask, axis)`` read at ``index`` along ``axis`` only: (start, end) int32 arrays shaped like
+    ``index``, which has ``mask``'s shape without ``axis`` (``np.take_along_axis`` of both ends, without them)."""
+    mask = np.asarray(mask, dtype=np.bool_)
+    moved = np.moveaxis(mask, axis, -1)
+    index = np.asarray(index)
+    if index.shape != moved.shape[:-1]:
+        raise ValueError(f"index shaped {index.shape}, expected {moved.shape[:-1]}")
+    n = moved.shape[-1]
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise IndexError(f"index out of range for a run axis of {n}")
+    if index.size == 0:
+        empty = np.zeros(index.shape, np.int32)
+        return empty, empty.copy()
+    start, end = _line_runs_at(moved.reshape(-1, n), np.ascontiguousarray(index, dtype=np.int64).ravel())
+    return start.reshape(index.shape), end.reshape(index.shape)
