@@ -126,7 +126,6 @@ def cheapest_paths(
     return _cheapest_paths(unary, step, resets, claims, np.float64(claim_cost))
 
 
-
 @kernel("boolean[:, :, ::1](int64[:, :, ::1], boolean[:, :, ::1], int64, int64)")
 def _claims(pos: np.ndarray, keep: np.ndarray, reach: int, k: int) -> np.ndarray:  # pragma: no cover
     n, r, _ = pos.shape
@@ -150,6 +149,7 @@ def claims_near(pos: np.ndarray, keep: np.ndarray, reach: int, k: int) -> np.nda
     if pos.ndim != 3 or keep.shape != pos.shape or pos.shape[1] != pos.shape[2]:
         raise ValueError(f"expected (N, R, R) positions and keep flags, got {pos.shape}, {keep.shape}")
     return _claims(pos, keep, int(reach), int(k))
+
 
 # the step cost's 1.01 as the numpy tracer had it (``0.01 + 1.0 - x`` for a float32 x: the double sum, cast)
 _STEP_BASE = np.float32(0.01 + 1.0)
