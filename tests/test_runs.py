@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.runs import run_at, run_ends
+from derc.digitize.runs import plateau_middle, run_at, run_ends
 
 
 def reference(line: np.ndarray) -> tuple[list[int], list[int]]:
@@ -69,3 +69,34 @@ def test_run_at_checks_its_index() -> None:
     with pytest.raises(IndexError):
         run_at(mask, np.array([0, 5, 2]), axis=1)
     assert run_at(np.zeros((0, 4), bool), np.zeros(0, np.int64), axis=1)[0].shape == (0,)
+
+
+def plateau_reference(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The middle (the earlier of two) of each stretch of consecutive flagged entries with one value, per column."""
+    out = np.zeros_like(flag)
+    for j in range(flag.shape[1]):
+        i = 0
+        while i < flag.shape[0]:
+            if not flag[i, j]:
+                i += 1
+                continue
+            last = i
+            while last + 1 < flag.shape[0] and flag[last + 1, j] and value[last + 1, j] == value[i, j]:
+                last += 1
+            out[i + (last - i) // 2, j] = True
+            i = last + 1
+    return out
+
+
+def test_plateau_middle_keeps_each_plateaus_middle() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        shape = (int(rng.integers(0, 25)), int(rng.integers(1, 5)))
+        flag = rng.random(shape) > rng.random()
+        value = rng.integers(0, 3, size=shape).astype(np.int32)
+        assert np.array_equal(plateau_middle(flag, value), plateau_reference(flag, value))
+    flag = np.array([[True], [True], [True], [True], [False], [True]])
+    value = np.array([[4], [4], [4], [5], [5], [5]])
+    assert np.flatnonzero(plateau_middle(flag, value)).tolist() == [1, 3, 5]
+    with pytest.raises(ValueError, match="flags and values"):
+        plateau_middle(flag, value[:3])

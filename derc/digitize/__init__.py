@@ -30,7 +30,7 @@ from scipy.signal import find_peaks
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.rowfit import row_scores
-from derc.digitize.runs import run_at, run_ends
+from derc.digitize.runs import plateau_middle, run_at, run_ends
 from derc.digitize.skew import profile_sharpness
 from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
 from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
@@ -513,8 +513,8 @@ def _trace_rows(
     cap = 2 * (int(np.ceil(0.5 * pen)) + 1) + 1
     highest = up <= minimum_filter1d(up, cap, axis=0, mode="nearest")
     lowest = dn >= maximum_filter1d(dn, cap, axis=0, mode="nearest")
-    apex = _plateau_middle(tall & highest, up)
-    trough = _plateau_middle(tall & lowest, dn)
+    apex = plateau_middle(tall & highest, up)
+    trough = plateau_middle(tall & lowest, dn)
     # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
     flat_mass = w_tot
     flat = valid & ~tall
@@ -527,8 +527,8 @@ def _trace_rows(
     cols = np.arange(n)
     left, right = np.maximum(cols - cap // 2, 0), np.minimum(cols + cap // 2, n - 1)  # half a cap away, clipped
     up_l, up_r, dn_l, dn_r = up[left], up[right], dn[left], dn[right]
-    flat_peak = _plateau_middle(valid & ~tall & highest & (up < up_l) & (up < up_r), up)
-    flat_dip = _plateau_middle(valid & ~tall & lowest & (dn > dn_l) & (dn > dn_r), dn)
+    flat_peak = plateau_middle(valid & ~tall & highest & (up < up_l) & (up < up_r), up)
+    flat_dip = plateau_middle(valid & ~tall & lowest & (dn > dn_l) & (dn > dn_r), dn)
     apex, trough = apex | flat_peak, trough | flat_dip
     col_y = np.where(apex, top_edge + half_w[None, :], np.where(trough, bot_edge - half_w[None, :], cen))
     use_col = valid & (~tall | apex | trough)
@@ -631,21 +631,6 @@ def _grid_shifts(
 def _edge_frac(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
     """How far (0..1 px) beyond the last inked pixel the ink crosses the threshold, linearly between centres."""
     return np.clip((inside - INK_THRESHOLD) / np.maximum(inside - outside, 1e-6), 0.0, 1.0)
-
-
-def _plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Of consecutive flagged entries (along axis 0) with equal ``value``, keep only the middle one."""
-    out = np.zeros_like(flag)
-    for j in range(flag.shape[1]):
-        f, v = flag[:, j], value[:, j]
-        idx = np.nonzero(f)[0]
-        if idx.size == 0:
-            continue
-        brk = np.nonzero((np.diff(idx) > 1) | (v[idx[1:]] != v[idx[:-1]]))[0]
-        starts = np.concatenate(([0], brk + 1))
-        ends = np.concatenate((brk, [idx.size - 1]))
-        out[idx[(starts + ends) // 2], j] = True
-    return out
 
 
 def _mode(values: np.ndarray) -> float:

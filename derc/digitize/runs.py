@@ -1,5 +1,5 @@
 """Ink runs: for every pixel, the first and last index of the run of ink along one axis that holds it
-(:func:`run_ends`), or for one pixel per line (:func:`run_at`).
+(:func:`run_ends`), or for one pixel per line (:func:`run_at`); and the middles of plateaus (:func:`plateau_middle`).
 
 Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): one pass each way
 per line instead of numpy's ``where`` / ``accumulate`` / ``flip`` over the whole (columns x rows x window)
@@ -90,3 +90,30 @@ def run_at(mask: np.ndarray, index: np.ndarray, axis: int) -> tuple[np.ndarray, 
         return empty, empty.copy()
     start, end = _line_runs_at(moved.reshape(-1, n), np.ascontiguousarray(index, dtype=np.int64).ravel())
     return start.reshape(index.shape), end.reshape(index.shape)
+
+
+@kernel("boolean[:, ::1](boolean[:, :], int64[:, :])")
+def _plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:  # pragma: no cover
+    n, m = flag.shape
+    out = np.zeros((n, m), np.bool_)
+    for j in range(m):
+        first = -1  # where the current plateau started (-1: none open)
+        for i in range(n + 1):
+            open_on = first >= 0 and i < n and flag[i, j] and value[i, j] == value[i - 1, j]
+            if first >= 0 and not open_on:  # the plateau first..i-1 ends: keep its middle
+                out[first + (i - 1 - first) // 2, j] = True
+                first = -1
+            if first < 0 and i < n and flag[i, j]:
+                first = i
+    return out
+
+
+def plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Of consecutive flagged entries (along axis 0 of (N, M) arrays) with equal ``value``, keep only the middle
+    one (the earlier of two middles). A compiled pass over each column (numpy's per-column ``nonzero`` / ``diff``
+    calls cost ~0.6 ms of a 224x288 page's tracing, four calls a page)."""
+    flag = np.asarray(flag, dtype=np.bool_)
+    value = np.asarray(value)
+    if flag.ndim != 2 or value.shape != flag.shape:
+        raise ValueError(f"expected (N, M) flags and values alike, got {flag.shape}, {value.shape}")
+    return _plateau_middle(flag, value.astype(np.int64, copy=False))
