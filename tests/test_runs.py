@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.runs import plateau_middle, run_at, run_ends
+from derc.digitize.runs import plateau_middle, run_at, run_ends, stroke_mass
 
 
 def reference(line: np.ndarray) -> tuple[list[int], list[int]]:
@@ -100,3 +100,19 @@ def test_plateau_middle_keeps_each_plateaus_middle() -> None:
     assert np.flatnonzero(plateau_middle(flag, value)).tolist() == [1, 3, 5]
     with pytest.raises(ValueError, match="flags and values"):
         plateau_middle(flag, value[:3])
+
+
+def test_stroke_mass_sums_the_darkest_pixels_run_as_numpy_does() -> None:
+    rng = np.random.default_rng(8)
+    floor = 0.1
+    for _ in range(50):
+        band = rng.random((int(rng.integers(2, 20)), 30)).astype(np.float32) ** 3
+        band[rng.random(band.shape) < 0.1] = np.float32(floor)  # exactly at the floor (float32): not above it
+        a, b = run_at(band > floor, band.argmax(axis=0), axis=0)
+        rows = np.arange(band.shape[0])[:, None]
+        want = np.where((rows >= a) & (rows <= b), band, 0.0).sum(axis=0)
+        got = stroke_mass(band, floor)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert stroke_mass(np.full((3, 2), 0.05, np.float32), floor).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="float32 band"):
+        stroke_mass(np.zeros((3, 2)), floor)

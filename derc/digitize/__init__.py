@@ -30,7 +30,7 @@ from scipy.signal import find_peaks
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.rowfit import row_scores
-from derc.digitize.runs import plateau_middle, run_at, run_ends
+from derc.digitize.runs import plateau_middle, run_at, run_ends, stroke_mass
 from derc.digitize.skew import profile_sharpness
 from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
 from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
@@ -285,10 +285,7 @@ def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     cols = np.linspace(0.12 * w, 0.93 * w, 300).astype(np.int64)
     sums = []
     for lo, hi in _row_bands(rows_px, half, h):
-        band = ink[lo:hi, cols]
-        a, b = run_at(band > INK_FLOOR, band.argmax(axis=0), axis=0)
-        rows = np.arange(hi - lo)[:, None]
-        s = np.where((rows >= a) & (rows <= b), band, 0.0).sum(axis=0)
+        s = stroke_mass(ink[lo:hi, cols], INK_FLOOR)
         sums.append(s[s > 0.5])
     allv = np.concatenate(sums) if sums else np.zeros(0)
     return float(np.median(allv)) if allv.size else 1.0

@@ -1,5 +1,6 @@
 """Ink runs: for every pixel, the first and last index of the run of ink along one axis that holds it
-(:func:`run_ends`), or for one pixel per line (:func:`run_at`); and the middles of plateaus (:func:`plateau_middle`).
+(:func:`run_ends`), or for one pixel per line (:func:`run_at`); a column's stroke mass (:func:`stroke_mass`); and the
+middles of plateaus (:func:`plateau_middle`).
 
 Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): one pass each way
 per line instead of numpy's ``where`` / ``accumulate`` / ``flip`` over the whole (columns x rows x window)
@@ -117,3 +118,38 @@ def plateau_middle(flag: np.ndarray, value: np.ndarray) -> np.ndarray:
     if flag.ndim != 2 or value.shape != flag.shape:
         raise ValueError(f"expected (N, M) flags and values alike, got {flag.shape}, {value.shape}")
     return _plateau_middle(flag, value.astype(np.int64, copy=False))
+
+
+@kernel("float32[::1](float32[:, :], float32)")
+def _stroke_mass(band: np.ndarray, floor: float) -> np.ndarray:  # pragma: no cover
+    h, m = band.shape
+    out = np.zeros(m, np.float32)
+    for j in range(m):
+        top = 0
+        for i in range(1, h):
+            if band[i, j] > band[top, j]:
+                top = i
+        if not band[top, j] > floor:
+            continue
+        a = top
+        while a > 0 and band[a - 1, j] > floor:
+            a -= 1
+        b = top
+        while b < h - 1 and band[b + 1, j] > floor:
+            b += 1
+        total = np.float32(0.0)
+        for i in range(a, b + 1):
+            total += band[i, j]
+        out[j] = total
+    return out
+
+
+def stroke_mass(band: np.ndarray, floor: float) -> np.ndarray:
+    """Per column of a float32 (H, M) ``band``: the sum of its values over the run of pixels above ``floor``
+    that holds the column's darkest (first maximal) pixel, 0 where that pixel is not above it; float32, summed
+    top-down, so the same values as numpy's ``np.where(in_run, band, 0.0).sum(axis=0)`` over that run (with the
+    run from ``run_at(band > floor, band.argmax(axis=0), axis=0)``, compared in float32 as numpy does)."""
+    band = np.asarray(band)
+    if band.dtype != np.float32 or band.ndim != 2 or band.shape[0] == 0:
+        raise ValueError(f"expected a non-empty (H, M) float32 band, got {band.dtype} {band.shape}")
+    return _stroke_mass(band, np.float32(floor))

@@ -25,7 +25,7 @@ def _sharpness(
         t = tans[i]
         for j in range(ys.size):
             yy = min(max(ys[j] - xc[j] * t + h, 0.0), top)
-            base = int(np.floor(yy))
+            base = int(yy)  # yy >= 0: truncation is the floor, and cheaper (~15 % of the kernel)
             frac = yy - base
             hist[base] += w[j] * (1.0 - frac)
             hist[base + 1] += w[j] * frac
