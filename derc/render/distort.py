@@ -275,10 +275,11 @@ def apply_blur(image: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig, dp
     return cv2.GaussianBlur(image, (0, 0), sigma)
 
 
-def _three(plane: np.ndarray) -> np.ndarray:
-    """An (H, W) plane as (H, W, 3), copied per channel: numpy broadcasts ``plane[..., None]`` over an RGB image
-    3 values at a time, and with the copy the same sums or products take half the time."""
-    return cv2.merge([plane, plane, plane])
+def _each_channel(op: np.ufunc, image: np.ndarray, plane: np.ndarray) -> None:
+    """``image = op(image, plane[..., None])`` for an (H, W, 3) image and an (H, W) plane, in place, a channel at
+    a time: numpy broadcasts ``plane[..., None]`` 3 values at a time, ~25-40 % slower at 100-200 dpi."""
+    for ch in range(image.shape[2]):
+        op(image[..., ch], plane, out=image[..., ch])
 
 
 def apply_sensor_noise(image: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig) -> None:
@@ -291,7 +292,7 @@ def apply_sensor_noise(image: np.ndarray, rng: np.random.Generator, cfg: NoiseCo
     lum = cv2.resize(lum, (w, h), interpolation=cv2.INTER_LINEAR)
     chroma = rng.standard_normal(((h + 3) // 4, (w + 3) // 4, 3), dtype=np.float32) * (0.4 * std)
     chroma = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
-    image += _three(lum)
+    _each_channel(np.add, image, lum)
     image += chroma
 
 
@@ -341,7 +342,7 @@ def distort(
     clean = 255 - warp(trace, geo, 0.0)
     light = _product([blotch, geo.shading, sample_shadow(rng, small, cfg)])
     if light is not None:
-        np.multiply(noisy, _three(upsample(light, shape)), out=noisy)
+        _each_channel(np.multiply, noisy, upsample(light, shape))
     noisy = apply_blur(noisy, rng, cfg, dpi)
     apply_sensor_noise(noisy, rng, cfg)
     out = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
