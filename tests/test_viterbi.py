@@ -108,3 +108,25 @@ def test_claims_near_marks_the_other_rows_paths_within_reach() -> None:
     assert np.array_equal(claims_near(pos, keep, reach, k), want)
     with pytest.raises(ValueError, match="positions"):
         claims_near(pos[:, :2], keep[:, :2], reach, k)
+
+
+@pytest.mark.parametrize("claimed", [False, True])
+def test_rows_traced_in_pairs_are_traced_as_if_alone(claimed: bool) -> None:
+    """The kernel runs two rows' sweeps side by side (an odd last row in both lanes): each row's path, ties
+    included, is the one it gets traced on its own."""
+    rng = np.random.default_rng(7)
+    n, r, k = 40, 5, 12
+    unary = np.round(rng.random((n, r, k)), 1).astype(np.float32)  # coarse values: many ties
+    step = np.round(rng.random((n, r, k)), 1).astype(np.float32)
+    resets = rng.random((n, r)) < 0.15  # resets in one row of a pair and not the other
+    claims = rng.random((n, r, k)) < 0.2 if claimed else None
+    together = cheapest_paths(unary, step, resets, claimed=claims, claim_cost=0.6)
+    for row in range(r):
+        alone = cheapest_paths(
+            unary[:, row : row + 1],
+            step[:, row : row + 1],
+            resets[:, row : row + 1],
+            claimed=None if claims is None else claims[:, row : row + 1],
+            claim_cost=0.6,
+        )
+        assert np.array_equal(together[:, row], alone[:, 0])
