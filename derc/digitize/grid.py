@@ -113,12 +113,12 @@ def _row_phase(
     level = gaussian_filter1d(profile, period_px)
     profile = profile - level  # keep the line pattern, drop shading
     sigma = WINDOW_PERIODS * period_px
-    # the grid's own frequency and the control frequencies, demodulated in one call
-    z, *controls = _demodulate(profile, [1.0 / period_px] + [f / period_px for f in CONTROL_FREQUENCIES], sigma)
-    amp = np.abs(z)
     lo, hi = int(max(0, np.floor(x_left))), int(min(w - 1, np.ceil(x_right)))
     if hi - lo < 4 * period_px:
         return None
+    # the grid's own frequency and the control frequencies, demodulated in one call
+    z, *controls = _demodulate(profile, [1.0 / period_px] + [f / period_px for f in CONTROL_FREQUENCIES], sigma)
+    amp = np.abs(z)
     span = slice(lo, hi + 1)
     # a grid stands out at its own period against frequencies it has no harmonic at; paper texture, shading
     # and creases of a page printed without a grid do not
