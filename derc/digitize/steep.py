@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from derc.digitize.jit import kernel, numpy_sum
+from derc.digitize.runs import _line_run_ends
 
 _MIN_STEP = np.float32(1e-6)
 SHORT_SPAN = 16  # runs' ink summed in one padded batch up to this long, the longer ones in a second
@@ -52,24 +53,8 @@ def _steep_runs(
                 right = win[i + 1, row, y] if i < n - 1 else w
                 valley = (w < left - _VALLEY_DEPTH) and (w < right - _VALLEY_DEPTH)
                 split[row, y, i] = mask[i, row, y] and not valley
-    start = np.empty((r, k, n), np.int32)
-    end = np.empty((r, k, n), np.int32)
-    for row in range(r):
-        for y in range(k):
-            s = 0
-            for i in range(n):
-                if split[row, y, i]:
-                    start[row, y, i] = s
-                else:
-                    start[row, y, i] = i + 1
-                    s = i + 1
-            e = n - 1
-            for i in range(n - 1, -1, -1):
-                if split[row, y, i]:
-                    end[row, y, i] = e
-                else:
-                    end[row, y, i] = i - 1
-                    e = i - 1
+    starts, ends = _line_run_ends(split.reshape(r * k, n))  # the runs along each (row, y) line of columns
+    start, end = starts.reshape(r, k, n), ends.reshape(r, k, n)
     steep = np.zeros((n, r, k), np.bool_)
     for i in range(n):
         for row in range(r):
