@@ -25,6 +25,7 @@ each record reading its own images, and the image-intake share is the time a rec
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -103,9 +104,10 @@ def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> d
 
 
 @contextmanager
-def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
-    """While active, the wall time of every UNet, classifier and signal classifier forward pass is appended to
-    ``seconds``."""
+def forward_timer(model: DercModel, spans: list[tuple[float, float]]) -> Iterator[None]:
+    """While active, the (start, end) wall times of every UNet, classifier and signal classifier forward pass are
+    appended to ``spans``. Passes may overlap (the image classifier runs beside the digitizer: see
+    ``DercModel.image_thread``): :func:`covered` counts such time once."""
     began: dict[int, float] = {}
 
     def before(module: nn.Module, _inputs) -> None:
@@ -114,7 +116,7 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
 
     def after(module: nn.Module, _inputs, _output) -> None:
         _sync(model.device)
-        seconds.append(time.perf_counter() - began.pop(id(module)))
+        spans.append((began.pop(id(module)), time.perf_counter()))
 
     # the UNet runs through the denoiser wrapper (unet.predict calls forward directly: no UNet hooks fire)
     nets = [model.denoiser if model.denoiser is not None else model.unet, model.classifier]
@@ -128,6 +130,16 @@ def forward_timer(model: DercModel, seconds: list[float]) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds in which at least one of the (start, end) ``spans`` runs."""
+    total, reach = 0.0, -math.inf
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 class _TimedDigitizer:
@@ -195,7 +207,7 @@ def run_models_latency(
     times, outside, digitizing, intake = [], [], [], []
     for _ in range(repeats):
         for record in records:
-            forward: list[float] = []
+            forward: list[tuple[float, float]] = []
             digitize_s: list[float] = []
             intake_s: list[float] = []
             timed = None if reader is None else _TimedDigitizer(reader, digitize_s)
@@ -205,7 +217,7 @@ def run_models_latency(
                 _sync(model.device)
                 elapsed = time.perf_counter() - began
             times.append(elapsed)
-            outside.append(1.0 - sum(forward) / elapsed)
+            outside.append(1.0 - covered(forward) / elapsed)
             digitizing.append(sum(digitize_s) / elapsed)
             intake.append(sum(intake_s) / elapsed)
     return times, outside, digitizing, intake
@@ -281,13 +293,15 @@ def inference_figures(
         # the next record's images read on a spare core while one runs (derc.readahead), and how many calls used them
         "read_ahead": model.read_ahead is not None,
         "read_ahead_hits": hits,
+        # the image classifier runs beside the digitizer (DercModel.image_thread)
+        "image_thread": model.image_thread is not None,
         "latency_p50_s": float(np.percentile(latency, 50)),
         "latency_p95_s": float(np.percentile(latency, 95)),
         "latency_mean_s": float(np.mean(latency)),
-        # median over calls of (call time - its own forward passes' time) / call time
+        # median over calls of (call time - the time in which any of its forward passes runs) / call time
         "outside_forward_share": float(np.median(outside)),
-        # of which the digitizer and the image intake (decoding, converting, orienting; resizing for the UNet is
-        # counted in neither)
+        # the digitizer's and the image intake's (decoding, converting, orienting; resizing for the UNet is counted
+        # in neither) time over the call's; with the image thread the digitizer's runs partly beside a forward pass
         "digitizer_share": float(np.median(digitizing)),
         "intake_share": float(np.median(intake)),
         **fwd,

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -28,7 +29,15 @@ from derc.labels import LABELS, LEADS, decode
 from derc.models.factory import build_classifier_for, build_denoiser, build_unet
 from derc.models.unet import UNet
 from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_depth
-from derc.runtime import BF16_ENV, configure_threads, cpu_has_fast_bf16, limit_blas_threads, pick_device, use_bf16
+from derc.runtime import (
+    BF16_ENV,
+    available_cpus,
+    configure_threads,
+    cpu_has_fast_bf16,
+    limit_blas_threads,
+    pick_device,
+    use_bf16,
+)
 from derc.signal_stage import blend, load_signal_classifier, signal_probabilities
 from derc.signals import classifier_input, standardize_leads
 from derc.thresholds import image_thresholds, load_threshold_info, load_thresholds
@@ -63,15 +72,24 @@ class DercModel:
     image_thresholds: np.ndarray | None = None
     # Reads the next record's images while this one runs (derc.readahead); None: each record reads its own.
     read_ahead: ReadAhead | None = None
+    # Runs the image classifier's forward pass while the caller digitizes the same ink maps (see
+    # :meth:`read_record`); None: one after the other.
+    image_thread: ThreadPoolExecutor | None = None
 
     @classmethod
     def load(
-        cls, model_folder: str | os.PathLike[str], *, device: torch.device | None = None, read_ahead: bool | None = None
+        cls,
+        model_folder: str | os.PathLike[str],
+        *,
+        device: torch.device | None = None,
+        read_ahead: bool | None = None,
+        image_thread: bool | None = None,
     ) -> DercModel:
         """The model in ``model_folder`` on ``device`` (default: CUDA when present). ``read_ahead``: whether
         :meth:`load_pages` reads each next record's images on a spare core (:mod:`derc.readahead`); None decides
         by the machine and the model (and may leave a CPU core out of torch's threads for it); False for callers
-        that read the images themselves."""
+        that read the images themselves. ``image_thread``: whether the image classifier runs beside the digitizer
+        (:meth:`read_record`); None decides by the model and the machine (:func:`image_thread_wanted`)."""
         paths = mf.resolve(model_folder)
         try:
             config = Config.load(paths[mf.CONFIG_FILE])
@@ -112,12 +130,21 @@ class DercModel:
         if helper is not None:
             log.info("the next %d record(s)' images are read on spare cores while one runs (derc.readahead)", depth)
         parts = (config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
-        return cls(*parts, read_ahead=helper)
+        model = cls(*parts, read_ahead=helper)
+        if image_thread if image_thread is not None else image_thread_wanted(model):
+            model.image_thread = ThreadPoolExecutor(1, thread_name_prefix="derc-image-classifier")
+        return model
 
     @property
     def reads_signal(self) -> bool:
         """True when the labels also use the signal digitized from the ink map (stage C)."""
         return self.signal_classifier is not None and bool(np.any(np.asarray(self.signal_weight) > 0))
+
+    @property
+    def signal_only(self) -> bool:
+        """True when a record whose signal was read takes its labels from the signal classifier alone (a blend
+        weight of 1 for every label), so the image classifier runs only for pages the digitizer cannot read."""
+        return self.reads_signal and bool(np.all(np.asarray(self.signal_weight) >= 1.0))
 
     def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The RGB uint8 images resized to the model's input size (as they are when already that size)."""
@@ -155,26 +182,34 @@ class DercModel:
         signal: np.ndarray | None = None,
         fs: float | None = None,
         leads: Sequence[str] | None = None,
+        from_images: np.ndarray | None = None,
     ) -> np.ndarray:
         """Label probabilities of a record from its images' ink maps: the mean over its images.
 
         With a signal branch and the record's digitized ``signal`` (samples x ``leads``, NaN where not shown, at
         ``fs``), the blend of these and the signal classifier's; without a signal (the digitizer failed), these.
+        ``from_images``: the image classifier's probabilities of ``ink``, where already computed.
         """
         if not self.reads_signal or signal is None or fs is None:
-            return self._image_probabilities(ink)
+            return self._image_probabilities(ink) if from_images is None else from_images
         standard = standardize_leads(np.asarray(signal, dtype=np.float32), list(leads or LEADS))
         x = torch.from_numpy(classifier_input(standard, float(fs), hz=self.config.signal_hz))[None]
         with self._autocast():
             from_signal = signal_probabilities(self.signal_classifier, x, self.device)[0]
-        if bool(np.all(np.asarray(self.signal_weight) >= 1.0)):
+        if self.signal_only:
             return from_signal  # the image classifier has no say: skip its forward pass
-        return blend(self._image_probabilities(ink), from_signal, self.signal_weight)
+        return blend(
+            self._image_probabilities(ink) if from_images is None else from_images, from_signal, self.signal_weight
+        )
 
     def _image_probabilities(self, ink: torch.Tensor) -> np.ndarray:
         with self._autocast():
             logits = self.classifier(ink.contiguous(memory_format=torch.channels_last))
         return torch.sigmoid(logits.float()).mean(dim=0).cpu().numpy()
+
+    @torch.inference_mode()  # inference mode is per thread: the image thread enters its own
+    def _image_probabilities_beside(self, ink: torch.Tensor) -> np.ndarray:
+        return self._image_probabilities(ink)
 
     def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
         """The record's pages (:func:`derc.images.load_record_pages`: checked, decoded, upright), read ahead when
@@ -204,13 +239,14 @@ class DercModel:
         pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
         ink = self.denoise(pages)
         reader = digitizer or (Digitizer() if self.reads_signal else None)
-        signal = None
+        signal, from_images = None, None
         if reader is not None:
             shapes = [np.shape(image)[:2] for image in images]
             if upright_by_text is not None and len(upright_by_text) != len(images):
                 raise ValueError(f"upright_by_text has {len(upright_by_text)} flags for {len(images)} images")
             vouched = bool(upright_by_text[reader.page_index(len(images))]) if upright_by_text else False
-            ink, reading = self.digitize(
+            beside = self._classify_beside(ink)
+            read_ink, reading = self.digitize(
                 ink,
                 pages,
                 reader,
@@ -221,8 +257,24 @@ class DercModel:
                 source_shapes=shapes,
                 upright_by_text=vouched,
             )
+            if beside is not None:
+                from_images = beside.result()
+                if read_ink is not ink:  # a page read turned: classify the ink map the signal came from
+                    from_images = None
+            ink = read_ink
             signal = None if reading is None else reading.signal
-        return self.probabilities(ink, signal=signal, fs=fs, leads=leads), signal
+        return self.probabilities(ink, signal=signal, fs=fs, leads=leads, from_images=from_images), signal
+
+    def _classify_beside(self, ink: torch.Tensor) -> Future[np.ndarray] | None:
+        """The image classifier's probabilities of ``ink``, computed on :attr:`image_thread` while the caller
+        digitizes (None: no such thread, or a signal-only model, which skips that forward pass for read pages).
+
+        The pass is the same as in the caller's thread, so the probabilities are the same numbers; it releases the
+        interpreter's lock while it computes, and the digitizer's compiled kernels do too.
+        """
+        if self.image_thread is None or self.signal_only:
+            return None
+        return self.image_thread.submit(self._image_probabilities_beside, ink)
 
     def read_pages(
         self,
@@ -299,6 +351,15 @@ class DercModel:
 
     def classify(self, images: Sequence[np.ndarray]) -> list[str]:
         return self.labels(self.probabilities(self.denoise(images)), image_only=True)
+
+
+def image_thread_wanted(model: DercModel) -> bool:
+    """Whether ``model`` runs its image classifier beside the digitizer: where both run for a record (a signal
+    branch that blends in the image classifier) and a CPU core is free of torch's threads (or the passes run on a
+    GPU). With every core in torch's pool a second thread would stall its parallel regions."""
+    if not model.reads_signal or model.signal_only:
+        return False
+    return model.device.type != "cpu" or torch.get_num_threads() < available_cpus()
 
 
 def _turned_ink(denoise: Callable[[np.ndarray], torch.Tensor], page: np.ndarray) -> np.ndarray:

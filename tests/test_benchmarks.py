@@ -134,14 +134,23 @@ def test_forward_timer_splits_a_run_models_call(tmp_path: Path, monkeypatch: pyt
     with restored_derc_state(1):
         model = DercModel.load(random_model(tmp_path / "model", get_preset("tiny")))
         times, outside, digitizing, intake = run_models_latency(model, records, 2)
-        seconds: list[float] = []
-        with forward_timer(model, seconds):
+        spans: list[tuple[float, float]] = []
+        with forward_timer(model, spans):
             model.classify([np.full((120, 160, 3), 255, np.uint8)])
     assert len(times) == len(outside) == 2 and all(0.0 < share < 1.0 for share in outside)
     assert digitizing == [0.0, 0.0]  # tiny ink maps are too coarse to digitize: no digitizer runs
     assert all(0.0 < share < share_out for share, share_out in zip(intake, outside, strict=True))
-    assert len(seconds) == 2 and all(s > 0 for s in seconds)  # the UNet (via the denoiser) and the classifier
+    assert len(spans) == 2 and all(end > start for start, end in spans)  # the UNet (via the denoiser), the classifier
     assert not model.denoiser._forward_hooks and not model.classifier._forward_pre_hooks  # hooks removed again
+
+
+def test_covered_counts_overlapping_forward_passes_once() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_speed import covered
+
+    assert covered([]) == 0.0
+    assert covered([(0.0, 1.0), (2.0, 3.5)]) == 2.5  # one after the other: the sum
+    assert covered([(2.0, 5.0), (0.0, 1.0), (3.0, 4.0), (4.5, 6.0)]) == 5.0  # nested and overlapping: the union
 
 
 @pytest.mark.slow

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import restored_derc_state
 
 from derc.digitize import LeadTwice, PageReading, UnreadablePage, digitize, trace_page
 from derc.digitize.evaluation import challenge_snr, render_ink
@@ -134,3 +139,57 @@ def test_the_turned_page_is_denoised_anew_when_the_check_reads_it(signal: np.nda
     assert len(asked) == 1 and np.array_equal(asked[0], np.rot90(upside_down, 2))
     direct = digitize(page.ink, fs=FS, num_samples=N, leads=LEADS, page=page.photo)  # the upright page read
     np.testing.assert_allclose(reading.signal, direct, atol=1e-5)
+
+
+class _InkOf(torch.nn.Module):
+    """Stands in for the UNet: the clean ink map of ``upright`` (the photo as the model sees it), and that ink map
+    turned and blurred (a poor reading) for any other photo."""
+
+    def __init__(self, upright: np.ndarray, ink: np.ndarray) -> None:
+        super().__init__()
+        self.upright = torch.from_numpy(np.ascontiguousarray(upright)).permute(2, 0, 1).float().div(255.0)
+        self.clean = torch.from_numpy(ink)[None]
+        self.poor = torch.from_numpy(cv2.GaussianBlur(np.ascontiguousarray(np.rot90(ink, 2)), (0, 0), 3.0))[None]
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.clean if torch.equal(x, self.upright) else self.poor for x in batch])
+
+
+def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
+    signal: np.ndarray, tmp_path: Path
+) -> None:
+    """``DercModel.image_thread``: the image classifier's pass runs while the caller digitizes; its probabilities are
+    the serial ones, and a page the digitizer reads turned is classified as its turned ink map, as without it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from common import random_model
+
+    from derc.config import get_preset
+    from derc.inference import DercModel, image_thread_wanted
+    from derc.runtime import available_cpus
+
+    config = dataclasses.replace(get_preset("tiny"), image_height=SHAPE[0], image_width=SHAPE[1], signal_branch=True)
+    page = render_ink(signal, FS, "6x2", rng=np.random.default_rng(4), shape=SHAPE)
+    upside_down = np.ascontiguousarray(np.rot90(page.photo, 2))
+    with restored_derc_state(1):
+        loaded = DercModel.load(random_model(tmp_path / "model", config), read_ahead=False, image_thread=True)
+        assert loaded.image_thread is not None
+        beside = dataclasses.replace(loaded, signal_weight=0.5, denoiser=_InkOf(page.photo, page.ink))
+        serial = dataclasses.replace(beside, image_thread=None)
+        for photo, turned in ((page.photo, False), (upside_down, True)):
+            args = {"fs": FS, "num_samples": N, "leads": LEADS}
+            (probs, signal_read), (alone, alone_read) = (m.read_record([photo], **args) for m in (beside, serial))
+            assert np.array_equal(probs, alone) and np.array_equal(signal_read, alone_read, equal_nan=True)
+            ink = torch.from_numpy(page.ink)[None, None]  # the page the signal came from, either way up
+            assert np.array_equal(probs, serial.probabilities(ink, signal=signal_read, fs=FS, leads=LEADS)), turned
+        assert beside._classify_beside(ink).result().shape == (11,)
+        # a signal-only model skips the image classifier for a read page: nothing to run beside the digitizer
+        assert dataclasses.replace(beside, signal_weight=1.0)._classify_beside(ink) is None
+        loaded.image_thread.shutdown()
+        # by default: where both run and a core is free of torch's threads (one here), or on a GPU
+        torch.set_num_threads(1)
+        assert image_thread_wanted(beside) == (available_cpus() > 1)
+        assert image_thread_wanted(dataclasses.replace(beside, device=torch.device("cuda")))
+        assert not image_thread_wanted(dataclasses.replace(beside, signal_weight=1.0))
+        assert not image_thread_wanted(dataclasses.replace(beside, signal_classifier=None))
+        torch.set_num_threads(available_cpus())
+        assert not image_thread_wanted(beside)  # every core in torch's pool
