@@ -63,7 +63,8 @@ run "$PY" benchmarks/bench_speed.py --devices "$DEVICE" --presets "$PRESETS" --r
 tail -n 1 benchmarks/results.jsonl > "$OUT/bench_speed.json" 2>/dev/null
 
 step "tests with a CUDA branch, and the Challenge scripts as subprocesses"
-run "$PY" -m pytest -q -x -p no:cacheprovider tests/test_training.py tests/test_readahead.py tests/test_harness.py
+run "$PY" -m pytest -q -x -p no:cacheprovider tests/test_training.py tests/test_readahead.py tests/test_harness.py \
+    tests/test_upright.py  # with the image classifier's thread beside the digitizer on CUDA
 
 step "done: status $status (log: $OUT/gpu_check.log)"
 rm -rf "$WORK"
