@@ -10,7 +10,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -31,6 +31,7 @@ from derc.models.unet import UNet
 from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_depth
 from derc.runtime import (
     BF16_ENV,
+    WorkerThread,
     available_cpus,
     configure_threads,
     cpu_has_fast_bf16,
@@ -74,7 +75,7 @@ class DercModel:
     read_ahead: ReadAhead | None = None
     # Runs the image classifier's forward pass while the caller digitizes the same ink maps (see
     # :meth:`read_record`); None: one after the other.
-    image_thread: ThreadPoolExecutor | None = None
+    image_thread: WorkerThread | None = None
 
     @classmethod
     def load(
@@ -132,7 +133,7 @@ class DercModel:
         parts = (config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
         model = cls(*parts, read_ahead=helper)
         if image_thread if image_thread is not None else image_thread_wanted(model):
-            model.image_thread = ThreadPoolExecutor(1, thread_name_prefix="derc-image-classifier")
+            model.image_thread = WorkerThread("derc-image-classifier")
         return model
 
     @property

@@ -178,12 +178,15 @@ class ReadAhead:
         self._jobs: dict[str, _Job] = {}  # the records being read ahead, nearest first
         self._expected: str | None = None  # the record predicted to come next
         self._queue: queue.SimpleQueue | None = None
+        self._pid = os.getpid()  # the process whose helpers hold the queue
 
     def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
         """The pages of ``record`` (whose header lists ``names``), as :func:`derc.images.load_record_pages` gives
         them; ``names_of(record)`` reads a header's image names (the official ``get_image_files``)."""
         if not self.enabled:
             return load_record_pages(record, names, loader)
+        if self._pid != os.getpid():  # forked: the parent's helpers do not run here, nor finish its reads
+            self._jobs, self._queue, self._pid = {}, None, os.getpid()
         key = record_key(record)
         in_order = self._expected in (None, key)
         job = self._jobs.pop(key, None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import random
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +17,8 @@ logger = logging.getLogger("derc")
 DEVICE_ENV = "DERC_DEVICE"
 THREADS_ENV = "DERC_THREADS"
 BF16_ENV = "DERC_BF16"
+
+T = TypeVar("T")
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -163,3 +167,27 @@ def cpu_has_fast_bf16() -> bool:
         return bool(amx()) if amx is not None else False
     except RuntimeError:
         return False
+
+
+class WorkerThread:
+    """One worker thread for work handed off with :meth:`submit`, started on first use in each process.
+
+    A process forked after the thread started holds a copy of it that never runs, so work queued there would wait
+    forever: a forked child starts a thread of its own instead."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """``fn(*args)`` on the worker thread."""
+        if self._pool is None or self._pid != os.getpid():
+            self._pool, self._pid = ThreadPoolExecutor(1, thread_name_prefix=self.name), os.getpid()
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        """End the thread once its work is done (a later :meth:`submit` starts another)."""
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.shutdown(wait=True)
+        self._pool = None

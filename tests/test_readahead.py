@@ -4,6 +4,7 @@ read again by the caller, with the same result or the same error."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from derc.config import get_preset
 from derc.errors import RecordError
 from derc.images import Page, load_record_pages, pixel_limit
 from derc.readahead import ReadAhead, RecordOrder, _read, cpu_threads, read_ahead_depth, read_ahead_wanted, record_key
+from derc.runtime import WorkerThread
 from helper_code import get_image_files, load_images
 
 
@@ -226,3 +228,40 @@ def test_who_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
             read_ahead_wanted(torch.device("cpu"))
     finally:
         torch.set_num_threads(saved)
+
+
+def test_a_forked_process_reads_for_itself(records: list[str]) -> None:
+    """A process forked while a helper reads ahead holds a copy of the helper that never runs: it reads the record
+    itself instead of waiting forever on the parent's read. The image classifier's worker thread
+    (``derc.runtime.WorkerThread``) likewise starts afresh in the child."""
+    gate = threading.Event()
+
+    def held_in_helpers(path: str) -> list[Image.Image]:
+        if threading.current_thread().name.startswith("derc-read-ahead"):
+            gate.wait(60)  # the parent's read of the next record is under way when the process forks
+        return load_images(path)
+
+    reader = ReadAhead()
+    reader.load_pages(records[0], get_image_files(records[0]), held_in_helpers, get_image_files)
+    worker = WorkerThread("test-worker")
+    assert worker.submit(sum, [40, 2]).result(timeout=60) == 42  # the parent's thread is started (and idle)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child() -> None:
+        pages = reader.load_pages(records[1], get_image_files(records[1]), load_images, get_image_files)
+        in_place = load_record_pages(records[1], get_image_files(records[1]), load_images)
+        results.put((same_pages(pages, in_place), worker.submit(sum, [1, 2]).result(timeout=30)))
+
+    try:
+        process = context.Process(target=child)
+        process.start()
+        process.join(timeout=120)
+        alive = process.is_alive()
+        if alive:
+            process.kill()
+        assert not alive and process.exitcode == 0
+        assert results.get(timeout=10) == (True, 3)
+    finally:
+        gate.set()
+        worker.shutdown()
