@@ -3,6 +3,7 @@
     python benchmarks/bench_speed.py [--presets tiny,small,medium,paper] [--records 5] [--rss-records 1000]
     python benchmarks/bench_speed.py --smoke      # tiny preset only, a few records (CI)
     python benchmarks/bench_speed.py --model MODEL --data RECORDS [--records 100] [--rss-records N] [--read-ahead off]
+        [--image-thread off]
 
 Per preset and device: run_models latency per record (p50/p95) on synthetic records with one 100-dpi page (``--dpi``),
 the share of it spent outside the forward passes (UNet, classifier, signal classifier) and in the digitizer, the
@@ -42,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import team_code
 from derc.config import get_preset
 from derc.data import ClassifierViews
-from derc.inference import DercModel
+from derc.inference import IMAGE_THREAD_ENV, DercModel
 from derc.losses import DiceFocalLoss
 from derc.models.factory import build_classifier_for, build_unet
 from derc.readahead import READ_AHEAD_ENV
@@ -336,7 +337,8 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
         row |= rss_growth(model, found, rss_calls)
     print(
         f"{model_folder} on {len(found)} records of {data_folder} ({device.type}, "
-        f"{'bf16' if model.bf16 else 'fp32'}, read-ahead {_read_ahead_words(row)}): "
+        f"{'bf16' if model.bf16 else 'fp32'}, read-ahead {_read_ahead_words(row)}, "
+        f"image thread {'on' if row['image_thread'] else 'off'}): "
         f"p50 {row['latency_p50_s'] * 1e3:.1f} ms, "
         f"p95 {row['latency_p95_s'] * 1e3:.1f} ms, mean {row['latency_mean_s'] * 1e3:.1f} ms, outside forward "
         f"{row['outside_forward_share']:.0%} (digitizer {row['digitizer_share']:.0%}, "
@@ -371,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         help="read each next record's images on a spare core (auto: where torch's threads leave one)",
     )
     parser.add_argument(
+        "--image-thread",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the image classifier beside the digitizer (stage-C models that blend it; auto: where a core is free)",
+    )
+    parser.add_argument(
         "--dpi", type=float, default=100.0, help="the presets' record pages (200: 2200x1700, the Challenge's size)"
     )
     parser.add_argument("--smoke", action="store_true")
@@ -386,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.read_ahead != "auto":
         os.environ[READ_AHEAD_ENV] = "1" if args.read_ahead == "on" else "0"  # DercModel.load reads it
+    if args.image_thread != "auto":
+        os.environ[IMAGE_THREAD_ENV] = "1" if args.image_thread == "on" else "0"  # as does this
     if args.model is not None:
         row = trained_model_figures(args.model, args.data, args.records, args.rss_records)
         append_result("speed_trained", {"threads": torch.get_num_threads(), **row})

@@ -354,12 +354,21 @@ class DercModel:
         return self.labels(self.probabilities(self.denoise(images)), image_only=True)
 
 
+IMAGE_THREAD_ENV = "DERC_IMAGE_THREAD"  # "0" never runs the image classifier beside the digitizer; "1" always
+
+
 def image_thread_wanted(model: DercModel) -> bool:
     """Whether ``model`` runs its image classifier beside the digitizer: where both run for a record (a signal
-    branch that blends in the image classifier) and a CPU core is free of torch's threads (or the passes run on a
-    GPU). With every core in torch's pool a second thread would stall its parallel regions."""
+    branch that blends in the image classifier) and, unless ``DERC_IMAGE_THREAD`` (0 or 1) decides, a CPU core is
+    free of torch's threads (or the passes run on a GPU). With every core in torch's pool a second thread would
+    stall its parallel regions."""
     if not model.reads_signal or model.signal_only:
         return False
+    setting = os.environ.get(IMAGE_THREAD_ENV, "").strip()
+    if setting:
+        if setting not in {"0", "1"}:
+            raise ValueError(f"{IMAGE_THREAD_ENV} must be 0 or 1, not {setting!r}")
+        return setting == "1"
     return model.device.type != "cpu" or torch.get_num_threads() < available_cpus()
 
 

@@ -156,7 +156,7 @@ class _InkOf(torch.nn.Module):
 
 
 def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
-    signal: np.ndarray, tmp_path: Path
+    signal: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``DercModel.image_thread``: the image classifier's pass runs while the caller digitizes; its probabilities are
     the serial ones, and a page the digitizer reads turned is classified as its turned ink map, as without it."""
@@ -170,6 +170,7 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
     config = dataclasses.replace(get_preset("tiny"), image_height=SHAPE[0], image_width=SHAPE[1], signal_branch=True)
     page = render_ink(signal, FS, "6x2", rng=np.random.default_rng(4), shape=SHAPE)
     upside_down = np.ascontiguousarray(np.rot90(page.photo, 2))
+    monkeypatch.delenv("DERC_IMAGE_THREAD", raising=False)
     with restored_derc_state(1):
         loaded = DercModel.load(random_model(tmp_path / "model", config), read_ahead=False, image_thread=True)
         assert loaded.image_thread is not None
@@ -193,3 +194,11 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
         assert not image_thread_wanted(dataclasses.replace(beside, signal_classifier=None))
         torch.set_num_threads(available_cpus())
         assert not image_thread_wanted(beside)  # every core in torch's pool
+        monkeypatch.setenv("DERC_IMAGE_THREAD", "1")  # the setting decides where both passes run
+        assert image_thread_wanted(beside) and not image_thread_wanted(dataclasses.replace(beside, signal_weight=1.0))
+        monkeypatch.setenv("DERC_IMAGE_THREAD", "0")
+        torch.set_num_threads(1)
+        assert not image_thread_wanted(beside)
+        monkeypatch.setenv("DERC_IMAGE_THREAD", "yes")
+        with pytest.raises(ValueError, match="DERC_IMAGE_THREAD must be 0 or 1"):
+            image_thread_wanted(beside)
