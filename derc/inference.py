@@ -359,9 +359,11 @@ IMAGE_THREAD_ENV = "DERC_IMAGE_THREAD"  # "0" never runs the image classifier be
 
 def image_thread_wanted(model: DercModel) -> bool:
     """Whether ``model`` runs its image classifier beside the digitizer: where both run for a record (a signal
-    branch that blends in the image classifier) and, unless ``DERC_IMAGE_THREAD`` (0 or 1) decides, a CPU core is
-    free of torch's threads (or the passes run on a GPU). With every core in torch's pool a second thread would
-    stall its parallel regions."""
+    branch that blends in the image classifier) and, unless ``DERC_IMAGE_THREAD`` (0 or 1) decides, the passes run
+    on a GPU or the CPU has room for the pass beside the digitizing caller: torch on one thread (no parallel region
+    to stall) with a second core, or enough cores for torch's threads, the caller and the read-ahead helpers. A
+    pool of torch threads sharing a core with other work waits for it in every parallel region (the UNet's pass at
+    ``small`` went 19 -> 260 ms a call beside a decoding thread, 2 torch threads on 2 cores)."""
     if not model.reads_signal or model.signal_only:
         return False
     setting = os.environ.get(IMAGE_THREAD_ENV, "").strip()
@@ -369,7 +371,11 @@ def image_thread_wanted(model: DercModel) -> bool:
         if setting not in {"0", "1"}:
             raise ValueError(f"{IMAGE_THREAD_ENV} must be 0 or 1, not {setting!r}")
         return setting == "1"
-    return model.device.type != "cpu" or torch.get_num_threads() < available_cpus()
+    if model.device.type != "cpu":
+        return True
+    threads, cpus = torch.get_num_threads(), available_cpus()
+    helpers = model.read_ahead.depth if model.read_ahead is not None else 0
+    return (threads == 1 and cpus > 1) or threads + 1 + helpers <= cpus
 
 
 def _turned_ink(denoise: Callable[[np.ndarray], torch.Tensor], page: np.ndarray) -> np.ndarray:

@@ -165,6 +165,7 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
 
     from derc.config import get_preset
     from derc.inference import DercModel, image_thread_wanted
+    from derc.readahead import ReadAhead
     from derc.runtime import available_cpus
 
     config = dataclasses.replace(get_preset("tiny"), image_height=SHAPE[0], image_width=SHAPE[1], signal_branch=True)
@@ -186,14 +187,20 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
         # a signal-only model skips the image classifier for a read page: nothing to run beside the digitizer
         assert dataclasses.replace(beside, signal_weight=1.0)._classify_beside(ink) is None
         loaded.image_thread.shutdown()
-        # by default: where both run and a core is free of torch's threads (one here), or on a GPU
+        # by default: where both run, on a GPU, or on a CPU with room for the pass beside the caller and helpers
         torch.set_num_threads(1)
-        assert image_thread_wanted(beside) == (available_cpus() > 1)
+        assert image_thread_wanted(beside) == (available_cpus() > 1)  # one torch thread: no parallel region
         assert image_thread_wanted(dataclasses.replace(beside, device=torch.device("cuda")))
         assert not image_thread_wanted(dataclasses.replace(beside, signal_weight=1.0))
         assert not image_thread_wanted(dataclasses.replace(beside, signal_classifier=None))
         torch.set_num_threads(available_cpus())
         assert not image_thread_wanted(beside)  # every core in torch's pool
+        monkeypatch.setattr("derc.inference.available_cpus", lambda: 8)
+        helped = dataclasses.replace(beside, read_ahead=ReadAhead(depth=1))
+        for threads, alone, with_helper in ((7, True, False), (6, True, True), (8, False, False)):
+            torch.set_num_threads(threads)  # 8 cores: torch's threads + the digitizing caller + the helpers
+            assert (image_thread_wanted(beside), image_thread_wanted(helped)) == (alone, with_helper), threads
+        monkeypatch.undo()
         monkeypatch.setenv("DERC_IMAGE_THREAD", "1")  # the setting decides where both passes run
         assert image_thread_wanted(beside) and not image_thread_wanted(dataclasses.replace(beside, signal_weight=1.0))
         monkeypatch.setenv("DERC_IMAGE_THREAD", "0")
