@@ -1,7 +1,9 @@
 """A trained DeRC model at inference: images -> UNet ink maps -> classifier -> thresholds -> labels.
 
 A model trained with ``Config.signal_branch`` also reads the signal off the ink map (the digitizer) and blends
-its signal classifier's probabilities with the image classifier's, at the weight chosen in training.
+its signal classifier's probabilities with the image classifier's, at the weight chosen in training. The image
+classifier needs only the ink maps, so where the cores allow it runs on a thread of its own while the digitizer reads
+them (:attr:`DercModel.image_thread`, :func:`image_thread_wanted`), with the same results.
 """
 
 from __future__ import annotations
