@@ -197,9 +197,9 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
         assert not image_thread_wanted(beside)  # every core in torch's pool
         monkeypatch.setattr("derc.inference.available_cpus", lambda: 8)
         helped = dataclasses.replace(beside, read_ahead=ReadAhead(depth=1))
-        for threads, alone, with_helper in ((7, True, False), (6, True, True), (8, False, False)):
+        for threads, without_helper, with_helper in ((7, True, False), (6, True, True), (8, False, False)):
             torch.set_num_threads(threads)  # 8 cores: torch's threads + the digitizing caller + the helpers
-            assert (image_thread_wanted(beside), image_thread_wanted(helped)) == (alone, with_helper), threads
+            assert (image_thread_wanted(beside), image_thread_wanted(helped)) == (without_helper, with_helper), threads
         monkeypatch.undo()
         monkeypatch.setenv("DERC_IMAGE_THREAD", "1")  # the setting decides where both passes run
         assert image_thread_wanted(beside) and not image_thread_wanted(dataclasses.replace(beside, signal_weight=1.0))
