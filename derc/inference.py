@@ -37,6 +37,7 @@ from derc.runtime import (
     available_cpus,
     configure_threads,
     cpu_has_fast_bf16,
+    env_switch,
     limit_blas_threads,
     pick_device,
     use_bf16,
@@ -368,11 +369,9 @@ def image_thread_wanted(model: DercModel) -> bool:
     ``small`` went 19 -> 260 ms a call beside a decoding thread, 2 torch threads on 2 cores)."""
     if not model.reads_signal or model.signal_only:
         return False
-    setting = os.environ.get(IMAGE_THREAD_ENV, "").strip()
-    if setting:
-        if setting not in {"0", "1"}:
-            raise ValueError(f"{IMAGE_THREAD_ENV} must be 0 or 1, not {setting!r}")
-        return setting == "1"
+    setting = env_switch(IMAGE_THREAD_ENV)
+    if setting is not None:
+        return setting
     if model.device.type != "cpu":
         return True
     threads, cpus = torch.get_num_threads(), available_cpus()

@@ -40,7 +40,7 @@ from PIL import Image
 
 from derc.config import Config
 from derc.images import Page, load_record_pages, orient_record_images, read_record_images
-from derc.runtime import THREADS_ENV, available_cpus
+from derc.runtime import THREADS_ENV, available_cpus, env_switch
 
 log = logging.getLogger("derc")
 
@@ -97,11 +97,9 @@ def read_ahead_wanted(device: torch.device) -> bool:
     on a CPU where torch's threads leave at least one core to the helper. With every core in torch's pool a helper
     thread stalls its parallel regions: the UNet's forward pass at ``small`` went 19 -> 260 ms a call beside a PNG
     decoding thread, 2 torch threads on 2 cores."""
-    setting = os.environ.get(READ_AHEAD_ENV, "").strip()
-    if setting:
-        if setting not in {"0", "1"}:
-            raise ValueError(f"{READ_AHEAD_ENV} must be 0 or 1, not {setting!r}")
-        return setting == "1"
+    setting = env_switch(READ_AHEAD_ENV)
+    if setting is not None:
+        return setting
     return device.type == "cuda" or torch.get_num_threads() < available_cpus()
 
 

@@ -21,6 +21,17 @@ BF16_ENV = "DERC_BF16"
 T = TypeVar("T")
 
 
+def env_switch(name: str) -> bool | None:
+    """The environment variable ``name`` as a switch: True for "1", False for "0", None when unset or empty;
+    anything else is an error naming the variable."""
+    setting = os.environ.get(name, "").strip()
+    if not setting:
+        return None
+    if setting not in {"0", "1"}:
+        raise ValueError(f"{name} must be 0 or 1, not {setting!r}")
+    return setting == "1"
+
+
 def pick_device(prefer: str | None = None) -> torch.device:
     """The torch device to use.
 
