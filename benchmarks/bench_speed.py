@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         "--image-thread",
         choices=("auto", "on", "off"),
         default="auto",
-        help="run the image classifier beside the digitizer (stage-C models that blend it; auto: where a core is free)",
+        help="run the image classifier beside the digitizer (stage-C models that blend it; auto: where the cores "
+        "allow, derc.inference.image_thread_wanted)",
     )
     parser.add_argument(
         "--dpi", type=float, default=100.0, help="the presets' record pages (200: 2200x1700, the Challenge's size)"
