@@ -15,8 +15,13 @@ a record that came out of order nothing is read ahead until the order holds agai
 
 A helper also turns the pages upright (:func:`derc.images.orient_record_images`) when it has finished
 decoding before the caller asks for them; otherwise the caller does, and the helper moves on to the next record.
-Either way the pages are the same arrays. Where torch leaves several cores free (a GPU model on a many-core host),
-as many helpers read as many records ahead (:func:`read_ahead_depth`).
+Either way the pages are the same arrays. Given a ``prepare`` step (:class:`ReadAhead`), a helper that has turned
+every page of a record before the caller asks for it goes on to that step (``DercModel`` denoises the pages: its
+UNet pass), and the caller takes the result with :meth:`ReadAhead.prepared_for`; a step that fails there is left
+to the caller, which does it again and meets its error itself.
+
+Where torch leaves several cores free (a GPU model on a many-core host), as many helpers read as many records ahead
+(:func:`read_ahead_depth`).
 
 The helper competes with torch's CPU threads: read-ahead is for a model on a GPU, or on a CPU whose torch threads
 leave a core free. A light model (``small``) leaves one by default on a CPU (:func:`cpu_threads`); heavier ones use
@@ -25,6 +30,7 @@ every core unless ``DERC_THREADS`` says otherwise; see :func:`read_ahead_wanted`
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import logging
 import os
@@ -40,7 +46,7 @@ from PIL import Image
 
 from derc.config import Config
 from derc.images import Page, load_record_pages, orient_record_images, read_record_images
-from derc.runtime import THREADS_ENV, available_cpus, env_switch
+from derc.runtime import THREADS_ENV, available_cpus, env_switch, follow_torch_threads
 
 log = logging.getLogger("derc")
 
@@ -48,6 +54,7 @@ READ_AHEAD_ENV = "DERC_READ_AHEAD"  # "0" never reads ahead, "1" always; unset: 
 
 Loader = Callable[[str], list[Image.Image]]
 NamesOf = Callable[[str], Sequence[str]]
+Prepare = Callable[[Sequence[Page]], object]
 Signature = tuple[tuple[str, int, int], ...]
 
 
@@ -155,6 +162,7 @@ class _Read:
     signature: Signature
     images: list[tuple[str, np.ndarray]]
     pages: list[Page]  # upright pages of the first len(pages) images (the helper's orienting, when it had time)
+    prepared: object = None  # the prepare step's result for all the pages (when the helper had time for it too)
 
 
 @dataclass
@@ -166,12 +174,16 @@ class _Job:
 
 class ReadAhead:
     """Loads a record's pages (:func:`derc.images.load_record_pages`) and starts reading the next ``depth``
-    records' on as many helper threads."""
+    records' on as many helper threads. ``prepare``: a step a helper applies to a record's upright pages once it has
+    them all and the caller has not yet asked for them (:meth:`prepared_for` hands its result over)."""
 
-    def __init__(self, *, enabled: bool = True, depth: int = 1) -> None:
+    def __init__(self, *, enabled: bool = True, depth: int = 1, prepare: Prepare | None = None) -> None:
         self.enabled = enabled
         self.depth = max(1, int(depth))
+        self.prepare = prepare
         self.hits = 0  # records whose pages came from a helper
+        self.prepared_hits = 0  # records whose prepare step a helper did
+        self._prepared: tuple[list[Page], object] | None = None  # the last pages handed out, with their step's result
         self._order = RecordOrder()
         self._jobs: dict[str, _Job] = {}  # the records being read ahead, nearest first
         self._expected: str | None = None  # the record predicted to come next
@@ -181,6 +193,7 @@ class ReadAhead:
     def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
         """The pages of ``record`` (whose header lists ``names``), as :func:`derc.images.load_record_pages` gives
         them; ``names_of(record)`` reads a header's image names (the official ``get_image_files``)."""
+        self._prepared = None
         if not self.enabled:
             return load_record_pages(record, names, loader)
         if self._pid != os.getpid():  # forked: the parent's helpers do not run here, nor finish its reads
@@ -200,7 +213,19 @@ class ReadAhead:
         if read is None:
             return load_record_pages(record, names, loader)
         self.hits += 1
-        return read.pages + orient_record_images(record, read.images[len(read.pages) :])
+        pages = read.pages + orient_record_images(record, read.images[len(read.pages) :])
+        if read.prepared is not None:
+            self._prepared = (pages, read.prepared)
+        return pages
+
+    def prepared_for(self, pages: Sequence[Page]) -> object | None:
+        """The ``prepare`` step's result for ``pages``, taken once, where a helper did the step: only for the very
+        Page objects the last :meth:`load_pages` returned (those it was done on); None otherwise."""
+        held, self._prepared = self._prepared, None
+        if held is None or len(held[0]) != len(pages) or any(a is not b for a, b in zip(held[0], pages)):
+            return None
+        self.prepared_hits += 1
+        return held[1]
 
     def _finished(self, job: _Job | None, names: Sequence[str], record: str) -> _Read | None:
         """A helper's read of this record, if one read it, succeeded, and the files are unchanged."""
@@ -238,11 +263,14 @@ class ReadAhead:
             for index in range(self.depth):  # daemons: a read in flight never holds up the end of the process
                 name = f"derc-read-ahead-{index}"
                 threading.Thread(target=_serve, args=(self._queue,), name=name, daemon=True).start()
-        self._queue.put((job, lambda: _read(record, loader, names_of, job.wanted)))
+        prepare = self.prepare
+        self._queue.put((job, lambda: _read(record, loader, names_of, job.wanted, prepare)))
         return job
 
 
-def _read(record: str, loader: Loader, names_of: NamesOf, wanted: threading.Event) -> _Read:
+def _read(
+    record: str, loader: Loader, names_of: NamesOf, wanted: threading.Event, prepare: Prepare | None = None
+) -> _Read:
     names = tuple(names_of(record))
     signature = file_signature(record, names)
     images = read_record_images(record, names, loader)
@@ -251,15 +279,61 @@ def _read(record: str, loader: Loader, names_of: NamesOf, wanted: threading.Even
         if wanted.is_set():
             break  # the caller is waiting: it orients the rest while this thread reads the next record
         pages += orient_record_images(record, images[index : index + 1])
-    return _Read(names, signature, images, pages)
+    prepared = None
+    if prepare is not None and pages and len(pages) == len(images) and not wanted.is_set():
+        try:
+            prepared = prepare(pages)
+        except Exception as error:  # left to the caller, which does the step again and meets the error there
+            log.debug("record %s: its pages' step ahead failed (%s); the record does it itself", record, error)
+    return _Read(names, signature, images, pages, prepared)
+
+
+class _Helpers:
+    """The helpers' work in flight in this process, so that the process ends only once none is under way: a helper
+    is a daemon thread, and one still inside torch's kernels (the ``prepare`` step's UNet pass) while the process
+    tears torch down aborts it ("terminate called without an active exception", exit status 134) where the caller
+    had simply finished with the records it wanted. At exit (:func:`_finish_work`) helpers start nothing new and the
+    work under way is waited for."""
+
+    def __init__(self) -> None:
+        self.state = threading.Condition()
+        self.running = 0
+        self.ending = False
+
+
+_helpers = _Helpers()
+AT_EXIT_WAIT_S = 120.0  # at most this long for work in flight at exit (a read and a pass take well under a second)
 
 
 def _serve(jobs: queue.SimpleQueue) -> None:
     while (item := jobs.get()) is not None:
         job, work = item
-        if not job.future.set_running_or_notify_cancel():
-            continue
+        helpers = _helpers
+        with helpers.state:
+            if helpers.ending or not job.future.set_running_or_notify_cancel():
+                continue
+            helpers.running += 1
         try:
+            follow_torch_threads()  # the prepare step's forward pass runs with torch's threads, as in the caller
             job.future.set_result(work())
         except BaseException as error:  # handed to the caller, which reads the record again itself
             job.future.set_exception(error)
+        finally:
+            with helpers.state:
+                helpers.running -= 1
+                helpers.state.notify_all()
+
+
+@atexit.register
+def _finish_work() -> None:
+    with _helpers.state:
+        _helpers.ending = True
+        _helpers.state.wait_for(lambda: _helpers.running == 0, timeout=AT_EXIT_WAIT_S)
+
+
+def _forget_parents_helpers() -> None:
+    global _helpers
+    _helpers = _Helpers()  # a forked child: the parent's helpers (and their lock) do not run here
+
+
+os.register_at_fork(after_in_child=_forget_parents_helpers)

@@ -4,10 +4,14 @@ read again by the caller, with the same result or the same error."""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +105,123 @@ def test_the_helper_orients_only_while_nobody_waits(records: list[str]) -> None:
     rushed = _read(records[1], load_images, get_image_files, waiting)
     assert rushed.pages == []  # the caller waits: it orients them itself, from the same decoded images
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(rushed.images, done.images))
+
+
+def test_a_prepare_step_is_done_ahead_only_on_pages_the_caller_gets(records: list[str]) -> None:
+    """``ReadAhead(prepare=...)``: a helper that oriented all of a record's pages before the caller asked applies the
+    step to them; :meth:`ReadAhead.prepared_for` hands its result over once, for those very Page objects only; a
+    step that fails on the helper is left to the caller."""
+    calls: list[str] = []
+
+    def prepare(pages: list[Page]) -> list[int]:
+        calls.append(threading.current_thread().name)
+        if len(pages) == 2:
+            raise RuntimeError("the two-page record's step fails on the helper")
+        return [page.rgb.shape[1] for page in pages]
+
+    reader = ReadAhead(prepare=prepare)
+    first = load(reader, records[0])
+    assert reader.prepared_for(first) is None  # read in place: the caller does its own step
+    settle(reader)
+    second = load(reader, records[1])  # two pages: the helper's step failed
+    assert reader.prepared_for(second) is None and calls == ["derc-read-ahead-0"]
+    settle(reader)
+    third = load(reader, records[2])
+    copy = [Page(page.rgb.copy(), page.kept, page.text_score) for page in third]
+    assert reader.prepared_for(copy) is None  # equal pages, but not the ones the step was done on
+    third = load(reader, records[2])  # read again (now out of order, in place): nothing prepared
+    assert reader.prepared_for(third) is None
+    helped = ReadAhead(prepare=prepare)
+    load(helped, records[2])
+    settle(helped)
+    fourth = load(helped, records[3])
+    assert same_pages(fourth, load_record_pages(records[3], get_image_files(records[3]), load_images))
+    assert helped.prepared_for(fourth) == [fourth[0].rgb.shape[1]]
+    assert helped.prepared_for(fourth) is None  # taken once
+    assert (helped.hits, helped.prepared_hits) == (1, 1)
+    unhurried = _read(records[3], load_images, get_image_files, threading.Event(), prepare)
+    assert unhurried.prepared == [unhurried.pages[0].rgb.shape[1]]
+    waiting = threading.Event()
+    waiting.set()  # the caller waits for these pages: it orients them and does the step itself
+    assert _read(records[3], load_images, get_image_files, waiting, prepare).prepared is None
+
+
+EXIT_WHILE_A_HELPER_COMPUTES = """
+import sys, time, torch
+from derc.readahead import ReadAhead
+from helper_code import get_image_files, load_images
+
+torch.set_num_threads(1)
+conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+
+
+def prepare(pages):
+    x = torch.randn(1, 16, 256, 256)
+    with torch.inference_mode():
+        for _ in range(300):  # a second or more inside torch's kernels
+            x = conv(x)
+    print("step done", flush=True)
+    return x
+
+
+reader = ReadAhead(prepare=prepare)
+reader.load_pages(sys.argv[1], get_image_files(sys.argv[1]), load_images, get_image_files)
+time.sleep(0.3)  # the helper has read the next record and is inside its step
+print("exiting", flush=True)
+"""
+
+
+def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) -> None:
+    """A process that ends while a helper runs torch kernels for the next record (the caller wanted no more records)
+    waits for that work instead of aborting in torch's teardown (exit status 134 before the at-exit wait)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WHILE_A_HELPER_COMPUTES, records[0]],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["exiting", "step", "done"]  # the step finished after the main thread's end
+
+
+def openmp_team_size() -> Callable[[], int]:
+    """The loaded OpenMP runtime's ``omp_get_max_threads`` (the calling thread's team size for parallel regions)."""
+    torch.set_num_threads(torch.get_num_threads())  # makes sure torch's OpenMP runtime is loaded and initialized
+    torch_lib = str(Path(torch.__file__).resolve().parent / "lib")
+    with open("/proc/self/maps") as maps:  # other packages (scikit-learn, OpenCV) may load OpenMP runtimes of their own
+        found = {line.split()[-1] for line in maps if ("libgomp" in line or "libiomp" in line) and torch_lib in line}
+    if len(found) != 1:
+        pytest.skip(f"not one OpenMP runtime in torch's library folder: {sorted(found)}")
+    return ctypes.CDLL(found.pop()).omp_get_max_threads
+
+
+def test_helper_threads_run_with_torchs_thread_count(records: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """oneDNN sizes its OpenMP teams by the calling thread's setting, which a new thread takes from OMP_NUM_THREADS
+    or the cores, not from torch.set_num_threads: the image classifier's worker and the read-ahead helpers set it
+    (``derc.runtime.follow_torch_threads``) before their work, or their passes would use every core."""
+    team = openmp_team_size()
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        seen: list[int] = []
+        bare = threading.Thread(target=lambda: seen.append(team()))
+        bare.start()
+        bare.join()
+        if "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) > 1:
+            assert seen == [os.cpu_count()]  # what a thread gets by default: the case the helpers must not keep
+        worker = WorkerThread("test-worker")
+        assert worker.submit(team).result(timeout=60) == 1
+        worker.shutdown()
+        reader = ReadAhead(prepare=lambda pages: team())
+        load(reader, records[0])
+        settle(reader)
+        assert reader.prepared_for(load(reader, records[1])) == 1
+        reader.close()
+    finally:
+        torch.set_num_threads(saved)
 
 
 def test_a_file_changed_after_it_was_read_ahead_is_read_again(records: list[str]) -> None:
