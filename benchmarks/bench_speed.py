@@ -29,6 +29,7 @@ import argparse
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import team_code
 from derc.config import get_preset
 from derc.data import ClassifierViews
-from derc.inference import IMAGE_THREAD_ENV, DercModel
+from derc.inference import DENOISE_AHEAD_ENV, IMAGE_THREAD_ENV, DercModel
 from derc.losses import DiceFocalLoss
 from derc.models.factory import build_classifier_for, build_unet
 from derc.readahead import READ_AHEAD_ENV
@@ -107,17 +108,18 @@ def forward_figures(model: DercModel, shape: tuple[int, int], repeats: int) -> d
 @contextmanager
 def forward_timer(model: DercModel, spans: list[tuple[float, float]]) -> Iterator[None]:
     """While active, the (start, end) wall times of every UNet, classifier and signal classifier forward pass are
-    appended to ``spans``. Passes may overlap (the image classifier runs beside the digitizer: see
-    ``DercModel.image_thread``): :func:`covered` counts such time once."""
-    began: dict[int, float] = {}
+    appended to ``spans``, from whichever thread runs them. Passes may overlap (the image classifier runs beside the
+    digitizer, ``DercModel.image_thread``; a read-ahead helper denoises the next record, ``denoise_ahead_wanted``):
+    :func:`covered` counts such time once."""
+    began: dict[tuple[int, int], float] = {}  # per thread and net: two threads may run the same net at once
 
     def before(module: nn.Module, _inputs) -> None:
         _sync(model.device)
-        began[id(module)] = time.perf_counter()
+        began[threading.get_ident(), id(module)] = time.perf_counter()
 
     def after(module: nn.Module, _inputs, _output) -> None:
         _sync(model.device)
-        spans.append((began.pop(id(module)), time.perf_counter()))
+        spans.append((began.pop((threading.get_ident(), id(module))), time.perf_counter()))
 
     # the UNet runs through the denoiser wrapper (unet.predict calls forward directly: no UNet hooks fire)
     nets = [model.denoiser if model.denoiser is not None else model.unet, model.classifier]
@@ -206,21 +208,26 @@ def run_models_latency(
     reader = digitizer or (Digitizer() if model.reads_signal else None)
     team_code.run_models(records[0], digitizer, model, False)  # warm-up
     times, outside, digitizing, intake = [], [], [], []
-    for _ in range(repeats):
-        for record in records:
-            forward: list[tuple[float, float]] = []
-            digitize_s: list[float] = []
-            intake_s: list[float] = []
-            timed = None if reader is None else _TimedDigitizer(reader, digitize_s)
-            with forward_timer(model, forward), intake_timer(intake_s):
-                began = time.perf_counter()
-                team_code.run_models(record, timed, model, False)
-                _sync(model.device)
-                elapsed = time.perf_counter() - began
-            times.append(elapsed)
-            outside.append(1.0 - covered(forward) / elapsed)
-            digitizing.append(sum(digitize_s) / elapsed)
-            intake.append(sum(intake_s) / elapsed)
+    # every pass's span, whichever thread runs it: a read-ahead helper may denoise the next record during a call
+    # (derc.inference.denoise_ahead_wanted), and such a pass counts where it overlaps the call
+    forward: list[tuple[float, float]] = []
+    with forward_timer(model, forward):
+        for _ in range(repeats):
+            for record in records:
+                digitize_s: list[float] = []
+                intake_s: list[float] = []
+                timed = None if reader is None else _TimedDigitizer(reader, digitize_s)
+                with intake_timer(intake_s):
+                    began = time.perf_counter()
+                    team_code.run_models(record, timed, model, False)
+                    _sync(model.device)
+                    ended = time.perf_counter()
+                elapsed = ended - began
+                times.append(elapsed)
+                within = [(max(start, began), min(end, ended)) for start, end in list(forward) if end > began]
+                outside.append(1.0 - covered([span for span in within if span[0] < span[1]]) / elapsed)
+                digitizing.append(sum(digitize_s) / elapsed)
+                intake.append(sum(intake_s) / elapsed)
     return times, outside, digitizing, intake
 
 
@@ -294,6 +301,9 @@ def inference_figures(
         # the next record's images read on a spare core while one runs (derc.readahead), and how many calls used them
         "read_ahead": model.read_ahead is not None,
         "read_ahead_hits": hits,
+        # the helpers also denoised the pages they read (derc.inference.denoise_ahead_wanted), and for how many calls
+        "denoise_ahead": model.read_ahead is not None and model.read_ahead.prepare is not None,
+        "denoise_ahead_hits": model.read_ahead.prepared_hits if model.read_ahead is not None else 0,
         # the image classifier runs beside the digitizer (DercModel.image_thread)
         "image_thread": model.image_thread is not None,
         "latency_p50_s": float(np.percentile(latency, 50)),
@@ -354,7 +364,10 @@ def trained_model_figures(model_folder: str, data_folder: str, records: int, rss
 
 
 def _read_ahead_words(row: dict) -> str:
-    return f"on ({row['read_ahead_hits']} records read ahead)" if row["read_ahead"] else "off"
+    if not row["read_ahead"]:
+        return "off"
+    denoised = f", {row['denoise_ahead_hits']} denoised ahead" if row["denoise_ahead"] else ", not denoising"
+    return f"on ({row['read_ahead_hits']} records read ahead{denoised})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,6 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         "allow, derc.inference.image_thread_wanted)",
     )
     parser.add_argument(
+        "--denoise-ahead",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the read-ahead helpers also denoise the pages they read (auto: on a GPU or with one torch thread, "
+        "derc.inference.denoise_ahead_wanted)",
+    )
+    parser.add_argument(
         "--dpi", type=float, default=100.0, help="the presets' record pages (200: 2200x1700, the Challenge's size)"
     )
     parser.add_argument("--smoke", action="store_true")
@@ -397,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[READ_AHEAD_ENV] = "1" if args.read_ahead == "on" else "0"  # DercModel.load reads it
     if args.image_thread != "auto":
         os.environ[IMAGE_THREAD_ENV] = "1" if args.image_thread == "on" else "0"  # as does this
+    if args.denoise_ahead != "auto":
+        os.environ[DENOISE_AHEAD_ENV] = "1" if args.denoise_ahead == "on" else "0"  # and this
     if args.model is not None:
         row = trained_model_figures(args.model, args.data, args.records, args.rss_records)
         append_result("speed_trained", {"threads": torch.get_num_threads(), **row})

@@ -3,7 +3,9 @@
 A model trained with ``Config.signal_branch`` also reads the signal off the ink map (the digitizer) and blends
 its signal classifier's probabilities with the image classifier's, at the weight chosen in training. The image
 classifier needs only the ink maps, so where the cores allow it runs on a thread of its own while the digitizer reads
-them (:attr:`DercModel.image_thread`, :func:`image_thread_wanted`), with the same results.
+them (:attr:`DercModel.image_thread`, :func:`image_thread_wanted`), with the same results. Where the next record's
+pages are read ahead (:mod:`derc.readahead`), the helper that read them may denoise them too
+(:func:`denoise_ahead_wanted`), so that the UNet's pass for one record runs while the caller digitizes the one before.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ log = logging.getLogger("derc")
 
 # Ink maps narrower than this (pixels across the page) are not digitized; see Digitizer.for_model.
 MIN_DIGITIZE_WIDTH = 512
+
+
+@dataclass
+class Denoised:
+    """A record's images at the model's input size (RGB uint8) and their ink maps (:meth:`DercModel.denoise_pages`)."""
+
+    pages: list[np.ndarray]
+    ink: torch.Tensor
 
 
 @dataclass
@@ -137,6 +147,9 @@ class DercModel:
         model = cls(*parts, read_ahead=helper)
         if image_thread if image_thread is not None else image_thread_wanted(model):
             model.image_thread = WorkerThread("derc-image-classifier")
+        if helper is not None and denoise_ahead_wanted(model):
+            helper.prepare = model.denoise_pages
+            log.info("the helpers that read the next records' images also denoise them (UNet) while one runs")
         return model
 
     @property
@@ -174,6 +187,12 @@ class DercModel:
         with self._autocast():
             ink = self.unet.predict(batch) if self.denoiser is None else self.denoiser(batch)
         return ink.float()
+
+    def denoise_pages(self, pages: Sequence[Page]) -> Denoised:
+        """The pages' images at the model's input size and their ink maps, as :meth:`read_record` makes them (the
+        read-ahead helper's step where :func:`denoise_ahead_wanted`)."""
+        fitted = self.fit_inputs([page.rgb for page in pages])
+        return Denoised(fitted, self.denoise(fitted))
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -232,6 +251,7 @@ class DercModel:
         digitizer: Digitizer | None = None,
         record: str = "",
         upright_by_text: Sequence[bool] | None = None,
+        denoised: Denoised | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(label probabilities, digitized signal or None) of one record's images.
 
@@ -239,9 +259,16 @@ class DercModel:
         use the signal (stage C); the same signal serves both (see :meth:`digitize`). ``upright_by_text``: per
         image, whether its printed text vouches for it as shown (:attr:`derc.images.Page.upright_by_text`, from
         :func:`derc.images.load_record_pages`); such a page is not read turned by the digitizer's check.
+        ``denoised``: these images' :meth:`denoise_pages`, where already made (the read-ahead helper's: see
+        :meth:`read_pages`).
         """
-        pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
-        ink = self.denoise(pages)
+        if denoised is not None:
+            if len(denoised.pages) != len(images):
+                raise ValueError(f"{len(denoised.pages)} denoised pages for {len(images)} images")
+            pages, ink = denoised.pages, denoised.ink
+        else:
+            pages = self.fit_inputs(images)  # resized once: the digitizer reads the grid off these too
+            ink = self.denoise(pages)
         reader = digitizer or (Digitizer() if self.reads_signal else None)
         signal, from_images = None, None
         if reader is not None:
@@ -291,7 +318,9 @@ class DercModel:
         record: str = "",
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`read_record` of a record's pages as :func:`derc.images.load_record_pages` left them: their
-        images, each with what its printed text said of its orientation (``run_models`` reads records so)."""
+        images, each with what its printed text said of its orientation (``run_models`` reads records so). Pages
+        that :meth:`load_pages` returned come with their ink maps where the read-ahead helper denoised them."""
+        ahead = self.read_ahead.prepared_for(pages) if self.read_ahead is not None else None
         return self.read_record(
             [page.rgb for page in pages],
             fs=fs,
@@ -300,6 +329,7 @@ class DercModel:
             digitizer=digitizer,
             record=record,
             upright_by_text=[page.upright_by_text for page in pages],
+            denoised=ahead if isinstance(ahead, Denoised) else None,
         )
 
     def digitize(
@@ -377,6 +407,27 @@ def image_thread_wanted(model: DercModel) -> bool:
     threads, cpus = torch.get_num_threads(), available_cpus()
     helpers = model.read_ahead.depth if model.read_ahead is not None else 0
     return (threads == 1 and cpus > 1) or threads + 1 + helpers <= cpus
+
+
+DENOISE_AHEAD_ENV = "DERC_DENOISE_AHEAD"  # "0": the read-ahead helpers only read; "1": they denoise too
+
+
+def denoise_ahead_wanted(model: DercModel) -> bool:
+    """Whether ``model``'s read-ahead helpers also denoise the pages they read (its UNet pass, while the caller
+    works on the record before): never without read-ahead; else ``DERC_DENOISE_AHEAD`` (0 or 1) when set; else on
+    a GPU (the helpers' cores are otherwise idle there), and on a CPU where torch runs one thread and the image
+    classifier runs beside the digitizer (:attr:`DercModel.image_thread`). That is the CPU case measured to gain
+    (2 cores, the quick start's model: 120-126 -> 101-114 ms a record); a signal-only model, whose record is the
+    UNet's pass and the digitizer, lost there (69-84 -> 85-93 ms: the digitizer ran about half as fast beside the
+    helpers' passes), and other CPU cases are unmeasured."""
+    if model.read_ahead is None:
+        return False
+    setting = env_switch(DENOISE_AHEAD_ENV)
+    if setting is not None:
+        return setting
+    if model.device.type != "cpu":
+        return True
+    return torch.get_num_threads() == 1 and model.image_thread is not None
 
 
 def _turned_ink(denoise: Callable[[np.ndarray], torch.Tensor], page: np.ndarray) -> np.ndarray:

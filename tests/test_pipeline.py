@@ -166,3 +166,63 @@ def test_a_loaded_model_keeps_numpys_blas_to_one_thread(trained: dict[str, Path]
         openblas = [pool for pool in threadpool_info() if pool["internal_api"] == "openblas"]
         assert any("numpy" in pool["filepath"] for pool in openblas)
         assert all(pool["num_threads"] == 1 for pool in openblas)
+
+
+def test_pages_denoised_ahead_give_the_outputs_of_pages_denoised_in_place(
+    trained: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DercModel.denoise_pages`` on the read-ahead helper (``derc.inference.denoise_ahead_wanted``): the records'
+    probabilities and signals are those of the model that reads and denoises each record in the caller."""
+    from conftest import restored_derc_state
+
+    from derc.inference import Digitizer, denoise_ahead_wanted
+
+    monkeypatch.setenv("DERC_DENOISE_AHEAD", "1")
+    inputs = trained["inputs"]
+    records = [str(inputs / record) for record in helper_code.find_records(str(inputs))[:6]]
+    cpu = torch.device("cpu")
+    with restored_derc_state(1):
+        ahead = DercModel.load(trained["model"], device=cpu, read_ahead=True)
+        in_place = DercModel.load(trained["model"], device=cpu, read_ahead=False)
+        assert ahead.read_ahead.prepare is not None and denoise_ahead_wanted(ahead)
+        assert not denoise_ahead_wanted(in_place)  # nothing is read ahead: nothing to denoise there
+        for record in records:
+            results = []
+            for model in (ahead, in_place):
+                header = helper_code.load_header(record)
+                pages = model.load_pages(
+                    record, helper_code.get_image_files(record), helper_code.load_images, helper_code.get_image_files
+                )
+                results.append(
+                    model.read_pages(
+                        pages,
+                        fs=helper_code.get_sampling_frequency(header),
+                        num_samples=helper_code.get_num_samples(header),
+                        leads=helper_code.get_signal_names(header),
+                        digitizer=Digitizer.for_model(model),
+                        record=record,
+                    )
+                )
+            (probs, signal), (alone, alone_signal) = results
+            np.testing.assert_array_equal(probs, alone)
+            assert (signal is None) == (alone_signal is None)
+            if signal is not None:
+                np.testing.assert_array_equal(signal, alone_signal)
+            for job in list(ahead.read_ahead._jobs.values()):
+                job.future.result(timeout=120)  # the helper finishes the next record (and its step) first
+        assert ahead.read_ahead.prepared_hits == len(records) - 1
+        monkeypatch.setenv("DERC_DENOISE_AHEAD", "0")
+        assert not denoise_ahead_wanted(ahead)
+        monkeypatch.delenv("DERC_DENOISE_AHEAD")
+        import dataclasses
+
+        from derc.runtime import WorkerThread
+
+        torch.set_num_threads(1)  # (loading with read_ahead=True left torch every core)
+        beside = dataclasses.replace(ahead, image_thread=WorkerThread("unused"))  # (never started)
+        assert denoise_ahead_wanted(beside)  # one torch thread, the image classifier beside the digitizer
+        assert not denoise_ahead_wanted(ahead)  # on a CPU without that thread: no gain measured
+        torch.set_num_threads(2)
+        assert not denoise_ahead_wanted(beside)
+        assert denoise_ahead_wanted(dataclasses.replace(ahead, device=torch.device("cuda")))
+        ahead.read_ahead.close()
