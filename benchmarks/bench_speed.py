@@ -370,6 +370,25 @@ def _read_ahead_words(row: dict) -> str:
     return f"on ({row['read_ahead_hits']} records read ahead{denoised})"
 
 
+# --option auto|on|off -> (the environment switch it sets, help); auto leaves DercModel.load's rule to decide
+SWITCHES = {
+    "read-ahead": (
+        READ_AHEAD_ENV,
+        "read each next record's images on a spare core (auto: where torch's threads leave one)",
+    ),
+    "image-thread": (
+        IMAGE_THREAD_ENV,
+        "run the image classifier beside the digitizer (stage-C models that blend it; auto: where the cores allow, "
+        "derc.inference.image_thread_wanted)",
+    ),
+    "denoise-ahead": (
+        DENOISE_AHEAD_ENV,
+        "the read-ahead helpers also denoise the pages they read (auto: on a GPU, or on a CPU beside the image "
+        "thread with one torch thread: derc.inference.denoise_ahead_wanted)",
+    ),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,small,medium,paper")
@@ -379,26 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rss-records", type=int, default=1000, help="run_models calls for the RSS check (tiny, or --model)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all CPUs)")
-    parser.add_argument(
-        "--read-ahead",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="read each next record's images on a spare core (auto: where torch's threads leave one)",
-    )
-    parser.add_argument(
-        "--image-thread",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="run the image classifier beside the digitizer (stage-C models that blend it; auto: where the cores "
-        "allow, derc.inference.image_thread_wanted)",
-    )
-    parser.add_argument(
-        "--denoise-ahead",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="the read-ahead helpers also denoise the pages they read (auto: on a GPU or with one torch thread, "
-        "derc.inference.denoise_ahead_wanted)",
-    )
+    for option, (_, what) in SWITCHES.items():
+        parser.add_argument(f"--{option}", choices=("auto", "on", "off"), default="auto", help=what)
     parser.add_argument(
         "--dpi", type=float, default=100.0, help="the presets' record pages (200: 2200x1700, the Challenge's size)"
     )
@@ -413,12 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         os.environ[THREADS_ENV] = str(args.threads)  # DercModel.load sets the threads from it
         torch.set_num_threads(args.threads)
-    if args.read_ahead != "auto":
-        os.environ[READ_AHEAD_ENV] = "1" if args.read_ahead == "on" else "0"  # DercModel.load reads it
-    if args.image_thread != "auto":
-        os.environ[IMAGE_THREAD_ENV] = "1" if args.image_thread == "on" else "0"  # as does this
-    if args.denoise_ahead != "auto":
-        os.environ[DENOISE_AHEAD_ENV] = "1" if args.denoise_ahead == "on" else "0"  # and this
+    for option, (env, _) in SWITCHES.items():
+        choice = getattr(args, option.replace("-", "_"))
+        if choice != "auto":
+            os.environ[env] = "1" if choice == "on" else "0"  # DercModel.load reads them
     if args.model is not None:
         row = trained_model_figures(args.model, args.data, args.records, args.rss_records)
         append_result("speed_trained", {"threads": torch.get_num_threads(), **row})

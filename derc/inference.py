@@ -399,11 +399,9 @@ def image_thread_wanted(model: DercModel) -> bool:
     ``small`` went 19 -> 260 ms a call beside a decoding thread, 2 torch threads on 2 cores)."""
     if not model.reads_signal or model.signal_only:
         return False
-    setting = env_switch(IMAGE_THREAD_ENV)
-    if setting is not None:
-        return setting
-    if model.device.type != "cpu":
-        return True
+    decided = _setting_or_gpu(IMAGE_THREAD_ENV, model)
+    if decided is not None:
+        return decided
     threads, cpus = torch.get_num_threads(), available_cpus()
     helpers = model.read_ahead.depth if model.read_ahead is not None else 0
     return (threads == 1 and cpus > 1) or threads + 1 + helpers <= cpus
@@ -417,17 +415,23 @@ def denoise_ahead_wanted(model: DercModel) -> bool:
     works on the record before): never without read-ahead; else ``DERC_DENOISE_AHEAD`` (0 or 1) when set; else on
     a GPU (the helpers' cores are otherwise idle there), and on a CPU where torch runs one thread and the image
     classifier runs beside the digitizer (:attr:`DercModel.image_thread`). That is the CPU case measured to gain
-    (2 cores, the quick start's model: 120-126 -> 101-114 ms a record); a signal-only model, whose record is the
-    UNet's pass and the digitizer, lost there (69-84 -> 85-93 ms: the digitizer ran about half as fast beside the
-    helpers' passes), and other CPU cases are unmeasured."""
+    (2 cores, the quick start's model: 126-129 -> 108-118 ms a record in three pairs); a signal-only model, whose
+    record is the UNet's pass and the digitizer, lost there (69-84 -> 85-93 ms: the digitizer ran about half as fast
+    beside the helpers' passes), and other CPU cases are unmeasured."""
     if model.read_ahead is None:
         return False
-    setting = env_switch(DENOISE_AHEAD_ENV)
+    decided = _setting_or_gpu(DENOISE_AHEAD_ENV, model)
+    if decided is not None:
+        return decided
+    return torch.get_num_threads() == 1 and model.image_thread is not None
+
+
+def _setting_or_gpu(env: str, model: DercModel) -> bool | None:
+    """The switch ``env`` (0 or 1) when set; else True for a model off the CPU; else None (the CPU rule decides)."""
+    setting = env_switch(env)
     if setting is not None:
         return setting
-    if model.device.type != "cpu":
-        return True
-    return torch.get_num_threads() == 1 and model.image_thread is not None
+    return True if model.device.type != "cpu" else None
 
 
 def _turned_ink(denoise: Callable[[np.ndarray], torch.Tensor], page: np.ndarray) -> np.ndarray:
