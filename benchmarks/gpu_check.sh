@@ -11,9 +11,9 @@
 # steps on a CPU (smaller), which is how the script itself is checked where no GPU is lent.
 #
 # Steps: the GPU and torch; the Challenge scripts end to end on the device (python -m derc.demo at `tiny`: synthesize,
-# train_model.py, run_model.py with read-ahead, evaluate_model.py); run_models latency, forward FLOP/s against the
-# measured matmul, training throughput and CUDA peak memory per preset (bench_speed.py, 200-dpi pages); the tests
-# that take a CUDA branch when one is present.
+# train_model.py, run_model.py with read-ahead and the helpers' UNet passes (denoise ahead), evaluate_model.py);
+# run_models latency, forward FLOP/s against the measured matmul, training throughput and CUDA peak memory per
+# preset (bench_speed.py, 200-dpi pages); the tests that take a CUDA branch when one is present.
 set -uo pipefail
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
