@@ -13,9 +13,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -89,6 +90,8 @@ class DercModel:
     # Runs the image classifier's forward pass while the caller digitizes the same ink maps (see
     # :meth:`read_record`); None: one after the other.
     image_thread: WorkerThread | None = None
+    # One :meth:`denoise_pages` at a time: the read-ahead helpers' passes run in turn (see there).
+    ahead_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -190,9 +193,12 @@ class DercModel:
 
     def denoise_pages(self, pages: Sequence[Page]) -> Denoised:
         """The pages' images at the model's input size and their ink maps, as :meth:`read_record` makes them (the
-        read-ahead helper's step where :func:`denoise_ahead_wanted`)."""
+        read-ahead helper's step where :func:`denoise_ahead_wanted`). Calls run one at a time (:attr:`ahead_lock`):
+        several helpers' passes at once would hold as many passes' activations (on a GPU, which runs them in turn
+        anyway, up to four of them at ``paper``) and, on a CPU, crowd the cores the caller needs."""
         fitted = self.fit_inputs([page.rgb for page in pages])
-        return Denoised(fitted, self.denoise(fitted))
+        with self.ahead_lock:
+            return Denoised(fitted, self.denoise(fitted))
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

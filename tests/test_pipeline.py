@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +228,27 @@ def test_pages_denoised_ahead_give_the_outputs_of_pages_denoised_in_place(
         assert not denoise_ahead_wanted(beside)
         assert denoise_ahead_wanted(dataclasses.replace(ahead, device=torch.device("cuda")))
         ahead.read_ahead.close()
+
+        # the helpers' passes run one at a time (DercModel.ahead_lock): never two at once, whatever the threads
+        class Watched(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.running, self.most = 0, 0
+
+            def forward(self, batch: torch.Tensor) -> torch.Tensor:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                time.sleep(0.05)
+                self.running -= 1
+                return batch[:, :1]
+
+        watched = dataclasses.replace(ahead, denoiser=Watched())
+        pages = ahead.load_pages(
+            records[0], helper_code.get_image_files(records[0]), helper_code.load_images, helper_code.get_image_files
+        )
+        threads = [threading.Thread(target=watched.denoise_pages, args=(pages,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert watched.denoiser.most == 1
