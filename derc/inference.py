@@ -36,7 +36,7 @@ from derc.models.unet import UNet
 from derc.readahead import Loader, NamesOf, ReadAhead, cpu_threads, read_ahead_depth
 from derc.runtime import (
     BF16_ENV,
-    WorkerThread,
+    HelperThreads,
     available_cpus,
     configure_threads,
     cpu_has_fast_bf16,
@@ -89,7 +89,7 @@ class DercModel:
     read_ahead: ReadAhead | None = None
     # Runs the image classifier's forward pass while the caller digitizes the same ink maps (see
     # :meth:`read_record`); None: one after the other.
-    image_thread: WorkerThread | None = None
+    image_thread: HelperThreads | None = None
     # One :meth:`denoise_pages` at a time: the read-ahead helpers' passes run in turn (see there).
     ahead_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -149,7 +149,7 @@ class DercModel:
         parts = (config, unet, classifier, thresholds, device, denoiser, signal_classifier, weight, bf16, image_only)
         model = cls(*parts, read_ahead=helper)
         if image_thread if image_thread is not None else image_thread_wanted(model):
-            model.image_thread = WorkerThread("derc-image-classifier")
+            model.image_thread = HelperThreads("derc-image-classifier")
         if helper is not None and denoise_ahead_wanted(model):
             helper.prepare = model.denoise_pages
             log.info("the helpers that read the next records' images also denoise them (UNet) while one runs")

@@ -30,15 +30,13 @@ every core unless ``DERC_THREADS`` says otherwise; see :func:`read_ahead_wanted`
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import logging
 import os
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -46,7 +44,7 @@ from PIL import Image
 
 from derc.config import Config
 from derc.images import Page, load_record_pages, orient_record_images, read_record_images
-from derc.runtime import THREADS_ENV, available_cpus, env_switch, follow_torch_threads
+from derc.runtime import THREADS_ENV, HelperThreads, available_cpus, env_switch
 
 log = logging.getLogger("derc")
 
@@ -167,9 +165,8 @@ class _Read:
 
 @dataclass
 class _Job:
-    key: str
     future: Future
-    wanted: threading.Event = field(default_factory=threading.Event)  # set once the caller waits for it
+    wanted: threading.Event  # set once the caller waits for it
 
 
 class ReadAhead:
@@ -187,8 +184,8 @@ class ReadAhead:
         self._order = RecordOrder()
         self._jobs: dict[str, _Job] = {}  # the records being read ahead, nearest first
         self._expected: str | None = None  # the record predicted to come next
-        self._queue: queue.SimpleQueue | None = None
-        self._pid = os.getpid()  # the process whose helpers hold the queue
+        self._helpers = HelperThreads("derc-read-ahead", self.depth)  # started by the first read ahead
+        self._pid = os.getpid()  # the process whose helpers read the records in _jobs
 
     def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
         """The pages of ``record`` (whose header lists ``names``), as :func:`derc.images.load_record_pages` gives
@@ -197,7 +194,7 @@ class ReadAhead:
         if not self.enabled:
             return load_record_pages(record, names, loader)
         if self._pid != os.getpid():  # forked: the parent's helpers do not run here, nor finish its reads
-            self._jobs, self._queue, self._pid = {}, None, os.getpid()
+            self._jobs, self._pid = {}, os.getpid()
         key = record_key(record)
         in_order = self._expected in (None, key)
         job = self._jobs.pop(key, None)
@@ -248,24 +245,14 @@ class ReadAhead:
         for job in self._jobs.values():
             job.future.cancel()
         self._jobs.clear()
-        if self._queue is not None:
-            for _ in range(self.depth):
-                self._queue.put(None)
-            self._queue = None
+        self._helpers.close()
 
     def __del__(self) -> None:
         self.close()
 
     def _start(self, record: str, loader: Loader, names_of: NamesOf) -> _Job:
-        job = _Job(record_key(record), Future())
-        if self._queue is None:
-            self._queue = queue.SimpleQueue()
-            for index in range(self.depth):  # daemons: a read in flight never holds up the end of the process
-                name = f"derc-read-ahead-{index}"
-                threading.Thread(target=_serve, args=(self._queue,), name=name, daemon=True).start()
-        prepare = self.prepare
-        self._queue.put((job, lambda: _read(record, loader, names_of, job.wanted, prepare)))
-        return job
+        wanted = threading.Event()
+        return _Job(self._helpers.submit(_read, record, loader, names_of, wanted, self.prepare), wanted)
 
 
 def _read(
@@ -286,54 +273,3 @@ def _read(
         except Exception as error:  # left to the caller, which does the step again and meets the error there
             log.debug("record %s: its pages' step ahead failed (%s); the record does it itself", record, error)
     return _Read(names, signature, images, pages, prepared)
-
-
-class _Helpers:
-    """The helpers' work in flight in this process, so that the process ends only once none is under way: a helper
-    is a daemon thread, and one still inside torch's kernels (the ``prepare`` step's UNet pass) while the process
-    tears torch down aborts it ("terminate called without an active exception", exit status 134) where the caller
-    had simply finished with the records it wanted. At exit (:func:`_finish_work`) helpers start nothing new and the
-    work under way is waited for."""
-
-    def __init__(self) -> None:
-        self.state = threading.Condition()
-        self.running = 0
-        self.ending = False
-
-
-_helpers = _Helpers()
-AT_EXIT_WAIT_S = 120.0  # at most this long for work in flight at exit (a read and a pass take well under a second)
-
-
-def _serve(jobs: queue.SimpleQueue) -> None:
-    while (item := jobs.get()) is not None:
-        job, work = item
-        helpers = _helpers
-        with helpers.state:
-            if helpers.ending or not job.future.set_running_or_notify_cancel():
-                continue
-            helpers.running += 1
-        try:
-            follow_torch_threads()  # the prepare step's forward pass runs with torch's threads, as in the caller
-            job.future.set_result(work())
-        except BaseException as error:  # handed to the caller, which reads the record again itself
-            job.future.set_exception(error)
-        finally:
-            with helpers.state:
-                helpers.running -= 1
-                helpers.state.notify_all()
-
-
-@atexit.register
-def _finish_work() -> None:
-    with _helpers.state:
-        _helpers.ending = True
-        _helpers.state.wait_for(lambda: _helpers.running == 0, timeout=AT_EXIT_WAIT_S)
-
-
-def _forget_parents_helpers() -> None:
-    global _helpers
-    _helpers = _Helpers()  # a forked child: the parent's helpers (and their lock) do not run here
-
-
-os.register_at_fork(after_in_child=_forget_parents_helpers)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import queue
 import random
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import numpy as np
@@ -191,31 +194,99 @@ def follow_torch_threads() -> None:
     torch.set_num_threads(torch.get_num_threads())
 
 
-class WorkerThread:
-    """One worker thread for work handed off with :meth:`submit`, started on first use in each process; its work runs
-    with torch's thread count (:func:`follow_torch_threads`).
+class HelperThreads:
+    """Daemon threads that run work handed off with :meth:`submit`, first come first served, each piece with torch's
+    thread count (:func:`follow_torch_threads`). The threads start on first use in each process: one forked after
+    they started holds copies that never run, so work queued there would wait forever, and a forked child starts
+    threads of its own instead.
 
-    A process forked after the thread started holds a copy of it that never runs, so work queued there would wait
-    forever: a forked child starts a thread of its own instead."""
+    The threads are daemons, so work queued but not started never holds up the end of the process. Work under way
+    does: a daemon thread still inside torch's kernels while the process tears torch down aborts it ("terminate
+    called without an active exception", exit status 134) where the caller had simply finished. At exit
+    (:func:`_finish_helpers_work`) the threads start nothing new and the process waits for the work under way, at
+    most ``AT_EXIT_WAIT_S``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, workers: int = 1) -> None:
         self.name = name
-        self._pool: ThreadPoolExecutor | None = None
+        self.workers = max(1, int(workers))
+        self._queue: queue.SimpleQueue | None = None
+        self._threads: list[threading.Thread] = []
         self._pid = 0
 
+    @property
+    def started(self) -> bool:
+        """Whether this process's threads are running (:meth:`submit` starts them, :meth:`close` ends them)."""
+        return self._queue is not None and self._pid == os.getpid()
+
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
-        """``fn(*args)`` on the worker thread."""
-        if self._pool is None or self._pid != os.getpid():
-            self._pool, self._pid = ThreadPoolExecutor(1, thread_name_prefix=self.name), os.getpid()
-        return self._pool.submit(_following_torch_threads, fn, *args)
+        """``fn(*args)`` on one of the threads; cancelling the future before a thread takes it drops the work."""
+        if not self.started:
+            self._queue, self._pid = queue.SimpleQueue(), os.getpid()
+            self._threads = [
+                threading.Thread(target=_serve, args=(self._queue,), name=f"{self.name}-{index}", daemon=True)
+                for index in range(self.workers)
+            ]
+            for thread in self._threads:
+                thread.start()
+        future: Future[T] = Future()
+        self._queue.put((future, fn, args))
+        return future
 
-    def shutdown(self) -> None:
-        """End the thread once its work is done (a later :meth:`submit` starts another)."""
-        if self._pool is not None and self._pid == os.getpid():
-            self._pool.shutdown(wait=True)
-        self._pool = None
+    def close(self, *, wait: bool = False) -> None:
+        """End the threads once they finish the work queued so far (a later :meth:`submit` starts others);
+        ``wait``: return only then."""
+        if self.started:
+            for _ in self._threads:
+                self._queue.put(None)
+            if wait:
+                for thread in self._threads:
+                    thread.join()
+        self._queue, self._threads = None, []
 
 
-def _following_torch_threads(fn: Callable[..., T], /, *args: Any) -> T:
-    follow_torch_threads()
-    return fn(*args)
+class _InFlight:
+    """The helper threads' work under way in this process (:class:`HelperThreads`), and whether the process is
+    ending."""
+
+    def __init__(self) -> None:
+        self.state = threading.Condition()
+        self.running = 0
+        self.ending = False
+
+
+_in_flight = _InFlight()
+AT_EXIT_WAIT_S = 120.0  # at most this long for helpers' work under way at exit (a record's takes well under a second)
+
+
+def _serve(work: queue.SimpleQueue) -> None:
+    while (item := work.get()) is not None:
+        future, fn, args = item
+        in_flight = _in_flight
+        with in_flight.state:
+            if in_flight.ending or not future.set_running_or_notify_cancel():
+                continue
+            in_flight.running += 1
+        try:
+            follow_torch_threads()
+            future.set_result(fn(*args))
+        except BaseException as error:  # handed to whoever waits on the future
+            future.set_exception(error)
+        finally:
+            with in_flight.state:
+                in_flight.running -= 1
+                in_flight.state.notify_all()
+
+
+@atexit.register
+def _finish_helpers_work() -> None:
+    with _in_flight.state:
+        _in_flight.ending = True
+        _in_flight.state.wait_for(lambda: _in_flight.running == 0, timeout=AT_EXIT_WAIT_S)
+
+
+def _forget_parents_helpers() -> None:
+    global _in_flight
+    _in_flight = _InFlight()  # a forked child: the parent's helper threads (and their lock) do not run here
+
+
+os.register_at_fork(after_in_child=_forget_parents_helpers)

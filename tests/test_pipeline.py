@@ -218,10 +218,10 @@ def test_pages_denoised_ahead_give_the_outputs_of_pages_denoised_in_place(
         monkeypatch.delenv("DERC_DENOISE_AHEAD")
         import dataclasses
 
-        from derc.runtime import WorkerThread
+        from derc.runtime import HelperThreads
 
         torch.set_num_threads(1)  # (loading with read_ahead=True left torch every core)
-        beside = dataclasses.replace(ahead, image_thread=WorkerThread("unused"))  # (never started)
+        beside = dataclasses.replace(ahead, image_thread=HelperThreads("unused"))  # (never started)
         assert denoise_ahead_wanted(beside)  # one torch thread, the image classifier beside the digitizer
         assert not denoise_ahead_wanted(ahead)  # on a CPU without that thread: no gain measured
         torch.set_num_threads(2)

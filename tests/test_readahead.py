@@ -24,7 +24,7 @@ from derc.config import get_preset
 from derc.errors import RecordError
 from derc.images import Page, load_record_pages, pixel_limit
 from derc.readahead import ReadAhead, RecordOrder, _read, cpu_threads, read_ahead_depth, read_ahead_wanted, record_key
-from derc.runtime import WorkerThread
+from derc.runtime import HelperThreads
 from helper_code import get_image_files, load_images
 
 
@@ -174,9 +174,45 @@ print("exiting", flush=True)
 def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) -> None:
     """A process that ends while a helper runs torch kernels for the next record (the caller wanted no more records)
     waits for that work instead of aborting in torch's teardown (exit status 134 before the at-exit wait)."""
+    # the step finished after the main thread's end
+    assert python_output(EXIT_WHILE_A_HELPER_COMPUTES, records[0]) == ["exiting", "step", "done"]
+
+
+EXIT_WHILE_A_WORKER_COMPUTES = """
+import time, torch
+from derc.runtime import HelperThreads
+
+torch.set_num_threads(1)
+conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+
+
+def step(name):
+    x = torch.randn(1, 16, 256, 256)
+    with torch.inference_mode():
+        for _ in range(300):
+            x = conv(x)
+    print(name, "done", flush=True)
+
+
+worker = HelperThreads("test-worker")
+worker.submit(step, "first")
+worker.submit(step, "second")  # queued behind it: nobody waits for it, so the exit drops it
+time.sleep(0.3)
+print("exiting", flush=True)
+"""
+
+
+def test_the_process_ends_cleanly_while_a_worker_computes() -> None:
+    """The same for work handed to any helper thread (the image classifier's): the work under way is finished at
+    exit, the work queued behind it is dropped."""
+    assert python_output(EXIT_WHILE_A_WORKER_COMPUTES) == ["exiting", "first", "done"]
+
+
+def python_output(script: str, *args: str) -> list[str]:
+    """The words ``script`` prints, run by a fresh interpreter in the project's root; it must exit with status 0."""
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-c", EXIT_WHILE_A_HELPER_COMPUTES, records[0]],
+        [sys.executable, "-c", script, *args],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         capture_output=True,
@@ -184,7 +220,7 @@ def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) ->
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["exiting", "step", "done"]  # the step finished after the main thread's end
+    return done.stdout.split()
 
 
 def openmp_team_size() -> Callable[[], int]:
@@ -212,9 +248,9 @@ def test_helper_threads_run_with_torchs_thread_count(records: list[str], monkeyp
         bare.join()
         if "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) > 1:
             assert seen == [os.cpu_count()]  # what a thread gets by default: the case the helpers must not keep
-        worker = WorkerThread("test-worker")
+        worker = HelperThreads("test-worker")
         assert worker.submit(team).result(timeout=60) == 1
-        worker.shutdown()
+        worker.close(wait=True)
         reader = ReadAhead(prepare=lambda pages: team())
         load(reader, records[0])
         settle(reader)
@@ -283,7 +319,7 @@ def test_switched_off_reads_in_place(records: list[str]) -> None:
     reader = ReadAhead(enabled=False)
     for record in records:
         load(reader, record)
-    assert reader.hits == 0 and reader._queue is None  # no helper thread started
+    assert reader.hits == 0 and not reader._helpers.started  # no helper thread started
 
 
 def test_pixel_limit_holds_while_any_thread_is_inside() -> None:
@@ -354,7 +390,7 @@ def test_who_reads_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_forked_process_reads_for_itself(records: list[str]) -> None:
     """A process forked while a helper reads ahead holds a copy of the helper that never runs: it reads the record
     itself instead of waiting forever on the parent's read. The image classifier's worker thread
-    (``derc.runtime.WorkerThread``) likewise starts afresh in the child."""
+    (``derc.runtime.HelperThreads``) likewise starts afresh in the child."""
     gate = threading.Event()
 
     def held_in_helpers(path: str) -> list[Image.Image]:
@@ -364,7 +400,7 @@ def test_a_forked_process_reads_for_itself(records: list[str]) -> None:
 
     reader = ReadAhead()
     reader.load_pages(records[0], get_image_files(records[0]), held_in_helpers, get_image_files)
-    worker = WorkerThread("test-worker")
+    worker = HelperThreads("test-worker")
     assert worker.submit(sum, [40, 2]).result(timeout=60) == 42  # the parent's thread is started (and idle)
     context = multiprocessing.get_context("fork")
     results = context.Queue()
@@ -385,4 +421,4 @@ def test_a_forked_process_reads_for_itself(records: list[str]) -> None:
         assert results.get(timeout=10) == (True, 3)
     finally:
         gate.set()
-        worker.shutdown()
+        worker.close(wait=True)

@@ -186,7 +186,7 @@ def test_the_image_classifier_beside_the_digitizer_gives_the_same_probabilities(
         assert beside._classify_beside(ink).result().shape == (11,)
         # a signal-only model skips the image classifier for a read page: nothing to run beside the digitizer
         assert dataclasses.replace(beside, signal_weight=1.0)._classify_beside(ink) is None
-        loaded.image_thread.shutdown()
+        loaded.image_thread.close(wait=True)
         # by default: where both run, on a GPU, or on a CPU with room for the pass beside the caller and helpers
         torch.set_num_threads(1)
         assert image_thread_wanted(beside) == (available_cpus() > 1)  # one torch thread: no parallel region
