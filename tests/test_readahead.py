@@ -146,29 +146,34 @@ def test_a_prepare_step_is_done_ahead_only_on_pages_the_caller_gets(records: lis
     assert _read(records[3], load_images, get_image_files, waiting, prepare).prepared is None
 
 
-EXIT_WHILE_A_HELPER_COMPUTES = """
+BUSY = """
 import sys, time, torch
-from derc.readahead import ReadAhead
-from helper_code import get_image_files, load_images
 
 torch.set_num_threads(1)
 conv = torch.nn.Conv2d(16, 16, 3, padding=1)
 
 
-def prepare(pages):
+def busy(said):
     x = torch.randn(1, 16, 256, 256)
     with torch.inference_mode():
         for _ in range(300):  # a second or more inside torch's kernels
             x = conv(x)
-    print("step done", flush=True)
+    print(said, flush=True)
     return x
+"""
 
+EXIT_WHILE_A_HELPER_COMPUTES = (
+    BUSY
+    + """
+from derc.readahead import ReadAhead
+from helper_code import get_image_files, load_images
 
-reader = ReadAhead(prepare=prepare)
+reader = ReadAhead(prepare=lambda pages: busy("step done"))
 reader.load_pages(sys.argv[1], get_image_files(sys.argv[1]), load_images, get_image_files)
 time.sleep(0.3)  # the helper has read the next record and is inside its step
 print("exiting", flush=True)
 """
+)
 
 
 def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) -> None:
@@ -178,28 +183,18 @@ def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) ->
     assert python_output(EXIT_WHILE_A_HELPER_COMPUTES, records[0]) == ["exiting", "step", "done"]
 
 
-EXIT_WHILE_A_WORKER_COMPUTES = """
-import time, torch
+EXIT_WHILE_A_WORKER_COMPUTES = (
+    BUSY
+    + """
 from derc.runtime import HelperThreads
 
-torch.set_num_threads(1)
-conv = torch.nn.Conv2d(16, 16, 3, padding=1)
-
-
-def step(name):
-    x = torch.randn(1, 16, 256, 256)
-    with torch.inference_mode():
-        for _ in range(300):
-            x = conv(x)
-    print(name, "done", flush=True)
-
-
 worker = HelperThreads("test-worker")
-worker.submit(step, "first")
-worker.submit(step, "second")  # queued behind it: nobody waits for it, so the exit drops it
+worker.submit(busy, "first done")
+worker.submit(busy, "second done")  # queued behind it: nobody waits for it, so the exit drops it
 time.sleep(0.3)
 print("exiting", flush=True)
 """
+)
 
 
 def test_the_process_ends_cleanly_while_a_worker_computes() -> None:
