@@ -185,7 +185,6 @@ class ReadAhead:
         self._jobs: dict[str, _Job] = {}  # the records being read ahead, nearest first
         self._expected: str | None = None  # the record predicted to come next
         self._helpers = HelperThreads("derc-read-ahead", self.depth)  # started by the first read ahead
-        self._pid = os.getpid()  # the process whose helpers read the records in _jobs
 
     def load_pages(self, record: str, names: Sequence[str], loader: Loader, names_of: NamesOf) -> list[Page]:
         """The pages of ``record`` (whose header lists ``names``), as :func:`derc.images.load_record_pages` gives
@@ -193,8 +192,8 @@ class ReadAhead:
         self._prepared = None
         if not self.enabled:
             return load_record_pages(record, names, loader)
-        if self._pid != os.getpid():  # forked: the parent's helpers do not run here, nor finish its reads
-            self._jobs, self._pid = {}, os.getpid()
+        if not self._helpers.started:  # none started yet, closed, or forked: no helper here reads these records
+            self._jobs = {}
         key = record_key(record)
         in_order = self._expected in (None, key)
         job = self._jobs.pop(key, None)
