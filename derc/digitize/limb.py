@@ -47,6 +47,15 @@ def _shown_groups(finite: np.ndarray, coef: np.ndarray) -> Iterator[tuple[np.nda
             yield rows, shown
 
 
+def _least_squares(coef: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The least-squares (I, II) of every column of ``values`` (shown leads x samples) on ``coef`` (shown leads x 2,
+    rank 2): the pseudo-inverse of the small coefficient matrix, once, times the samples. ``np.linalg.lstsq`` solves
+    the same problem (to within 2e-15 mV) but as one right-hand side per sample: 0.32-0.35 ms for a 6x2 or 12x1
+    page's 2,500-5,000 samples on one BLAS thread against the pseudo-inverse's 0.06 ms, and 10-17 ms where
+    OpenBLAS's threads wait for cores a training job holds."""
+    return np.linalg.pinv(coef) @ values
+
+
 def complete_limb_leads(signal: np.ndarray, leads: Sequence[str], *, reconcile: bool = True) -> np.ndarray:
     """A copy of ``signal`` (samples x leads) whose limb leads are made consistent where possible.
 
@@ -69,7 +78,7 @@ def complete_limb_leads(signal: np.ndarray, leads: Sequence[str], *, reconcile: 
         target = np.flatnonzero(refit[rows[0]])
         if target.size == 0:
             continue
-        basis = np.linalg.lstsq(coef[shown], limb[np.ix_(rows, np.flatnonzero(shown))].T, rcond=None)[0]  # (2, n)
+        basis = _least_squares(coef[shown], limb[np.ix_(rows, np.flatnonzero(shown))].T)  # (2, n)
         limb[np.ix_(rows, target)] = (coef[target] @ basis).T
     out[:, cols] = np.where(refit, limb, out[:, cols]).astype(np.float32)
     return out
@@ -94,7 +103,7 @@ def limb_consistency(signal: np.ndarray, leads: Sequence[str]) -> float:
         if shown.sum() < 3:
             continue  # two leads are always explained
         values = limb[np.ix_(rows, np.flatnonzero(shown))].T
-        basis = np.linalg.lstsq(coef[shown], values, rcond=None)[0]
+        basis = _least_squares(coef[shown], values)
         unexplained += float(np.square(coef[shown] @ basis - values).sum())
         total += float(np.square(values).sum())
     return 1.0 - unexplained / total if total > 0 else float("nan")
