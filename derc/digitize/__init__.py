@@ -27,8 +27,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 from scipy.signal import find_peaks
 
+from derc.digitize.ends import row_ends
 from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_rows
+from derc.digitize.level import isoelectric_level
 from derc.digitize.limb import complete_limb_leads
+from derc.digitize.lines import fit_line, robust_line
 from derc.digitize.rowfit import row_scores
 from derc.digitize.runs import plateau_middle, run_at, run_ends, stroke_mass
 from derc.digitize.skew import profile_sharpness
@@ -222,7 +225,7 @@ def _fit_layout_rows(
     rows = np.where(np.abs(nearest - pred_rows) < tol, nearest, np.nan)
     ok = np.isfinite(rows)
     if ok.sum() >= 2:
-        best_a, best_b = (float(v) for v in np.polyfit(base[ok], rows[ok], 1))
+        best_a, best_b = fit_line(base[ok], rows[ok])
     elif ok.sum() == 1:
         best_b = float(rows[ok][0] - best_a * base[ok][0])
     precision = min(1.0, float(matched[ia, ib] / weight.sum()))
@@ -256,27 +259,10 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
 
 
 def _row_ends(ink: np.ndarray, rows_px: np.ndarray, half: int, min_run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, sub-pixel x where the long horizontal ink coverage near its baseline starts and ends (NaN if none)."""
-    h, w = ink.shape
-    lefts = np.full(rows_px.size, np.nan)
-    rights = np.full(rows_px.size, np.nan)
-    for r, y in enumerate(rows_px):
-        lo, hi = int(max(0, y - half)), int(min(h, y + half + 1))
-        if hi - lo < 2:
-            continue
-        prof = ink[lo:hi].max(axis=0)
-        has = prof > INK_THRESHOLD
-        d = np.diff(np.concatenate(([0], has.astype(np.int8), [0])))
-        starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
-        long = (ends - starts + 1) >= min_run
-        if long.any():
-            a, b = int(starts[long][0]), int(ends[long][-1])
-            # where the profile crosses the threshold, linearly between pixel centres
-            pa = prof[a - 1] if a > 0 else 0.0
-            pb = prof[b + 1] if b < w - 1 else 0.0
-            lefts[r] = a - np.clip((prof[a] - INK_THRESHOLD) / max(prof[a] - pa, 1e-6), 0.0, 1.0)
-            rights[r] = b + np.clip((prof[b] - INK_THRESHOLD) / max(prof[b] - pb, 1e-6), 0.0, 1.0)
-    return lefts, rights
+    """Per row, sub-pixel x where the long horizontal ink coverage near its baseline starts and ends (NaN if none):
+    the first and last run of at least ``min_run`` columns whose band maximum is above INK_THRESHOLD, each end
+    where the maximum crosses the threshold, linearly between pixel centres (:func:`derc.digitize.ends.row_ends`)."""
+    return row_ends(ink, rows_px, half, min_run, INK_THRESHOLD)
 
 
 def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
@@ -308,23 +294,6 @@ def _ink_level(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     return float(np.median(levels)) if levels else 1.0
 
 
-def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``v`` smoothed as a line in ``y`` (outliers dropped); NaNs filled; median when too few points."""
-    ok = np.isfinite(v)
-    if ok.sum() == 0:
-        return v
-    if ok.sum() < 3:
-        return np.full_like(v, np.median(v[ok]))
-    for _ in range(2):
-        coef = np.polyfit(y[ok], v[ok], 1)
-        res = np.abs(np.polyval(coef, y) - v)
-        keep = ok & (res <= max(2.0, 3.0 * np.median(res[ok])))
-        if keep.sum() < 3 or keep.sum() == ok.sum():
-            break
-        ok = keep
-    return np.polyval(coef, y)
-
-
 def _fit_x(
     ink: np.ndarray, rows_px: np.ndarray, ay: float, pitch_mm: float, last_mm: float = TRACE_RIGHT_MM
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -339,8 +308,8 @@ def _fit_x(
     # the round caps reach beyond the first and last samples by about a third of the ink mass per column
     # (measured on cv2 anti-aliased polylines at 200 dpi and resized to 896x1152)
     radius = END_CAP_FRACTION * _ink_width(ink, rows_px, half)
-    left = _robust_line(rows_px, lefts + radius)
-    right = _robust_line(rows_px, rights - radius)
+    left = robust_line(rows_px, lefts + radius)
+    right = robust_line(rows_px, rights - radius)
     ax = (right - left) / (last_mm - TRACE_LEFT_MM)
     bx = left - ax * TRACE_LEFT_MM
     # padding or cropping moves the page by up to ~10% of its width (bx ~ 100 px at 896x1152)
@@ -397,7 +366,7 @@ def _row_lines(ink: np.ndarray, fit: PageFit, pitch_mm: float, strips: int = 10)
         xs_a = (0.5 * (edges[:-1] + edges[1:]))[found]
         ys_a = lo + np.argmax(profs, axis=0)[found].astype(np.float64) if hi > lo else np.zeros(0)
         if xs_a.size >= 3:
-            line = _robust_line(xs_a, ys_a)
+            line = robust_line(xs_a, ys_a)
             slope = (line[-1] - line[0]) / max(xs_a[-1] - xs_a[0], 1.0)
             out[r] = (line[0] - slope * xs_a[0], slope)
         else:
@@ -420,7 +389,7 @@ def _rectify(ink: np.ndarray, fit: PageFit, fs: float | None) -> np.ndarray | No
     # baseline wander tilts single rows at random: keep the smooth part, centred on each row's middle
     x_c = 0.5 * (x_l + x_r)
     y_c = lines[:, 0] + lines[:, 1] * x_c
-    slope = _robust_line(y_c, lines[:, 1])
+    slope = robust_line(y_c, lines[:, 1])
     if np.max(np.abs(slope) * (x_r - x_l)) < RECTIFY_MIN_DRIFT_MM * fit.ay:
         return None
     lines = np.stack([y_c - slope * x_c, slope], axis=1)
@@ -635,15 +604,6 @@ def _edge_frac(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
     return np.clip((inside - INK_THRESHOLD) / np.maximum(inside - outside, 1e-6), 0.0, 1.0)
 
 
-def _mode(values: np.ndarray) -> float:
-    """Isoelectric level: the densest value (1-px bins, lightly smoothed), refined by a local median."""
-    lo = np.floor(values.min())
-    hist = np.bincount((values - lo).astype(np.int64))
-    peak = int(np.argmax(gaussian_filter1d(hist.astype(np.float64), 1.0))) + lo
-    near = values[np.abs(values - peak - 0.5) <= 1.5]
-    return float(np.median(near)) if near.size else float(peak)
-
-
 def _amplitude_scale(fit: PageFit, cuts: Sequence[tuple[bool, bool]], aspect: float) -> float:
     """Pixels per millimetre of the page's voltage axis.
 
@@ -826,7 +786,7 @@ def _trace_panels(
         if sel.sum() < 4:
             continue
         t = p.t_start + (xs[sel] - x_lo) / (ax * PAPER_SPEED_MM_PER_S)
-        zero = _mode(ys[sel])
+        zero = isoelectric_level(ys[sel])
         v = (zero - ys[sel]) * mm_per_px_y
         n0 = int(np.ceil(p.t_start * fs - 1e-9))
         n1 = min(num_samples, int(np.ceil(p.t_end * fs - 1e-9)))

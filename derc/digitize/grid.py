@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import binary_erosion, gaussian_filter1d
 
+from derc.digitize.lines import fit_line
 from derc.render.layout import GRID_MAJOR_MM
 
 # demodulation window: a Gaussian of this many grid periods (5 mm) along the row
@@ -140,8 +141,9 @@ def _row_phase(
     offset = -phase * period_px / (2.0 * np.pi)
     xs = x[span]
     # columns without a trustworthy phase: the reliable ones' straight trend plus their nearest residual
-    trend = np.polyfit(xs[strong], offset[strong], 1)
-    offset = np.polyval(trend, xs) + np.interp(xs, xs[strong], offset[strong] - np.polyval(trend, xs[strong]))
+    slope, intercept = fit_line(xs[strong], offset[strong])
+    trend = slope * xs + intercept
+    offset = trend + np.interp(xs, xs[strong], offset[strong] - trend[strong])
     return xs, offset
 
 
@@ -183,7 +185,7 @@ def grid_scale(
     got = _phase(grid, ink, (y_lo, y_hi, period_px, x_left, x_right), cache)
     if got is None:
         return None
-    slope = np.polyfit(got[0], got[1], 1)[0]  # offset drifts by 1 - P / P_true per px
+    slope = fit_line(got[0], got[1])[0]  # offset drifts by 1 - P / P_true per px
     return float(period_px / (1.0 - slope) / GRID_MAJOR_MM) if slope < 0.5 else None
 
 
