@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.runs import plateau_middle, run_at, run_ends, stroke_mass
+from derc.digitize.runs import band_run_lengths, plateau_middle, run_at, run_ends, stroke_mass
 
 
 def reference(line: np.ndarray) -> tuple[list[int], list[int]]:
@@ -116,3 +116,22 @@ def test_stroke_mass_sums_the_darkest_pixels_run_as_numpy_does() -> None:
     assert stroke_mass(np.full((3, 2), 0.05, np.float32), floor).tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="float32 band"):
         stroke_mass(np.zeros((3, 2)), floor)
+
+
+def test_band_run_lengths_are_the_runs_of_each_band_and_column() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((40, 30)).astype(np.float32)
+    bands = np.array([[0, 7], [5, 18], [30, 40], [12, 12]])  # overlapping, at the bottom edge, empty
+    cols = np.array([0, 3, 3, 29])  # a column twice counts twice
+    want = []
+    for lo, hi in bands:
+        m = image[lo:hi, cols] > 0.5
+        start, end = run_ends(m, axis=0)
+        first = m & (start == np.arange(hi - lo)[:, None])
+        want += ((end - start + 1)[first]).tolist()
+    assert sorted(band_run_lengths(image, bands, cols, 0.5).tolist()) == sorted(want)
+    assert band_run_lengths(image, np.zeros((0, 2)), cols, 0.5).size == 0
+    with pytest.raises(ValueError, match="rows"):
+        band_run_lengths(image, np.array([[30, 41]]), cols, 0.5)
+    with pytest.raises(ValueError, match="columns"):
+        band_run_lengths(image, bands, np.array([30]), 0.5)

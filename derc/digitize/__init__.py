@@ -32,8 +32,9 @@ from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_ro
 from derc.digitize.level import isoelectric_level
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.lines import fit_line, robust_line
+from derc.digitize.medians import column_medians
 from derc.digitize.rowfit import row_scores
-from derc.digitize.runs import plateau_middle, run_at, run_ends, stroke_mass
+from derc.digitize.runs import band_run_lengths, plateau_middle, run_at, stroke_mass
 from derc.digitize.skew import profile_sharpness
 from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
 from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
@@ -248,13 +249,7 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     """Median vertical ink-run length near the row baselines (mostly flat trace, so the pen's width in px)."""
     h, w = ink.shape
     cols = np.linspace(0.1 * w, 0.95 * w, 200).astype(np.int64)
-    lengths = []
-    for lo, hi in _row_bands(rows_px, half, h):
-        m = ink[lo:hi, cols] > INK_THRESHOLD
-        start, end = run_ends(m, axis=0)
-        first = m & (start == np.arange(hi - lo)[:, None])  # one entry per run
-        lengths.append((end - start + 1)[first])
-    run = np.concatenate(lengths) if lengths else np.zeros(0)
+    run = band_run_lengths(ink, np.array(_row_bands(rows_px, half, h), np.int64), cols, INK_THRESHOLD)
     return float(np.median(run)) if run.size else 1.0
 
 
@@ -469,7 +464,7 @@ def _trace_rows(
     w_tot, y_tot = _span_sums(flat_win, (ni * r + ri) * hw, 1, ta, tb)
     cen = np.where(w_tot > 0, y_tot / np.where(w_tot > 0, w_tot, 1.0), (ti + bi) / 2.0)
     extent = np.where(valid, bi - ti + 1, 0)
-    thick = np.array([np.median(extent[valid[:, j], j]) if valid[:, j].any() else 1.0 for j in rr])
+    thick = column_medians(extent, valid, 1.0)
     radius = np.maximum(0.0, (thick - 1.0) / 2.0)
     tall = valid & (extent > thick + 1.0)
     # steep strokes: the centre line's x at each pixel row is the middle of the horizontal ink run
@@ -489,7 +484,7 @@ def _trace_rows(
     # half the sub-pixel width of a stroke: half the ink mass of a flat column (anti-aliasing included)
     flat_mass = w_tot
     flat = valid & ~tall
-    half_w = np.array([0.5 * np.median(flat_mass[flat[:, j], j]) if flat[:, j].any() else 0.5 * thick[j] for j in rr])
+    half_w = 0.5 * column_medians(flat_mass, flat, thick)
     # sub-pixel ends of the run: the apex (trough) is half a stroke width inside
     top_edge = ti - _edge_frac(win[ni, ri, ti], np.where(ti > 0, win[ni, ri, np.maximum(ti - 1, 0)], 0.0))
     bot_edge = bi + _edge_frac(win[ni, ri, bi], np.where(bi < hw - 1, win[ni, ri, np.minimum(bi + 1, hw - 1)], 0.0))

@@ -53,6 +53,45 @@ def run_ends(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return np.moveaxis(start.reshape(shape), -1, axis), np.moveaxis(end.reshape(shape), -1, axis)
 
 
+@kernel("int64[::1](float32[:, ::1], int64[:, ::1], int64[::1], float32)")
+def _band_run_lengths(
+    image: np.ndarray, bands: np.ndarray, cols: np.ndarray, threshold: float
+) -> np.ndarray:  # pragma: no cover
+    total = 0
+    for b in range(bands.shape[0]):
+        total += (bands[b, 1] - bands[b, 0] + 1) // 2 * cols.size
+    out = np.empty(total, np.int64)
+    k = 0
+    for b in range(bands.shape[0]):
+        for x in cols:
+            length = 0
+            for y in range(bands[b, 0], bands[b, 1]):
+                if image[y, x] > threshold:
+                    length += 1
+                elif length:
+                    out[k] = length
+                    k += 1
+                    length = 0
+            if length:
+                out[k] = length
+                k += 1
+    return out[:k]
+
+
+def band_run_lengths(image: np.ndarray, bands: np.ndarray, cols: np.ndarray, threshold: float) -> np.ndarray:
+    """The lengths of the vertical runs of pixels above ``threshold`` in columns ``cols`` of ``image`` within each
+    band of rows [lo, hi) of ``bands`` (B, 2): every run once, cut at the band's edges (a trace's pen width)."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    bands = np.ascontiguousarray(np.reshape(bands, (-1, 2)), dtype=np.int64)
+    lo, hi = bands[:, 0], bands[:, 1]
+    if bands.size and (lo.min() < 0 or hi.max() > image.shape[0] or (hi < lo).any()):
+        raise ValueError(f"bands must lie within the image's {image.shape[0]} rows, got {bands.tolist()}")
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= image.shape[1]):
+        raise ValueError(f"columns must lie within the image's {image.shape[1]} columns")
+    return _band_run_lengths(image, bands, cols, np.float32(threshold))
+
+
 @kernel("UniTuple(int32[::1], 2)(boolean[:, :], int64[::1])")
 def _line_runs_at(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     m, n = lines.shape
