@@ -253,13 +253,6 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     return float(np.median(run)) if run.size else 1.0
 
 
-def _row_ends(ink: np.ndarray, rows_px: np.ndarray, half: int, min_run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, sub-pixel x where the long horizontal ink coverage near its baseline starts and ends (NaN if none):
-    the first and last run of at least ``min_run`` columns whose band maximum is above INK_THRESHOLD, each end
-    where the maximum crosses the threshold, linearly between pixel centres (:func:`derc.digitize.ends.row_ends`)."""
-    return row_ends(ink, rows_px, half, min_run, INK_THRESHOLD)
-
-
 def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     """Sub-pixel pen width: median ink mass per column across a row's trace (flat parts dominate).
 
@@ -299,7 +292,7 @@ def _fit_x(
     """
     ax0 = ink.shape[1] / PAGE_WIDTH_MM
     half = max(1, int(0.4 * pitch_mm * ay))
-    lefts, rights = _row_ends(ink, rows_px, half, max(2, int(2.0 * ax0)))
+    lefts, rights = row_ends(ink, rows_px, half, max(2, int(2.0 * ax0)), INK_THRESHOLD)
     # the round caps reach beyond the first and last samples by about a third of the ink mass per column
     # (measured on cv2 anti-aliased polylines at 200 dpi and resized to 896x1152)
     radius = END_CAP_FRACTION * _ink_width(ink, rows_px, half)

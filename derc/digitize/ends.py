@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from derc.digitize.jit import kernel
-from derc.digitize.steep import _edge_frac
+from derc.digitize.steep import edge_frac
 
 
 @kernel("UniTuple(float64[::1], 2)(float32[:, ::1], float64[::1], int64, int64, float32)")
@@ -48,8 +48,8 @@ def _row_ends(
             continue
         outside_l = prof[first - 1] if first > 0 else np.float32(0.0)
         outside_r = prof[last + 1] if last < w - 1 else np.float32(0.0)
-        lefts[r] = np.float32(first) - _edge_frac(prof[first], outside_l, threshold)
-        rights[r] = np.float32(last) + _edge_frac(prof[last], outside_r, threshold)
+        lefts[r] = np.float32(first) - edge_frac(prof[first], outside_l, threshold)
+        rights[r] = np.float32(last) + edge_frac(prof[last], outside_r, threshold)
     return lefts, rights
 
 

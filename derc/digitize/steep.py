@@ -21,7 +21,7 @@ MIN_SINGLE_RUNS = 20  # ... when a row has at least this many of them
 
 
 @kernel("float32(float32, float32, float32)")
-def _edge_frac(inside: float, outside: float, threshold: float) -> float:  # pragma: no cover
+def edge_frac(inside: float, outside: float, threshold: float) -> float:  # pragma: no cover
     """How far (0..1 px) beyond the last inked pixel the ink crosses the threshold, linearly between centres."""
     q = (inside - threshold) / max(inside - outside, _MIN_STEP)
     return min(max(q, np.float32(0.0)), np.float32(1.0))
@@ -187,8 +187,8 @@ def _steep_points(
             x_run[p] = x
             outside_l = win[max(s0[p] - 1, 0), j, kj] if s0[p] > 0 else np.float32(0.0)
             outside_r = win[min(s1[p] + 1, n - 1), j, kj] if s1[p] < n - 1 else np.float32(0.0)
-            x_l[p] = s0[p] - np.float64(_edge_frac(win[s0[p], j, kj], outside_l, threshold))
-            x_r[p] = s1[p] + np.float64(_edge_frac(win[s1[p], j, kj], outside_r, threshold))
+            x_l[p] = s0[p] - np.float64(edge_frac(win[s0[p], j, kj], outside_l, threshold))
+            x_r[p] = s1[p] + np.float64(edge_frac(win[s1[p], j, kj], outside_r, threshold))
             # the stroke's slant: how far the centres of the runs one pixel row above and below move
             col = min(max(np.int64(np.rint(x)), 0), n - 1)
             above, below = np.nan, np.nan
