@@ -5,10 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy.ndimage import binary_erosion
 
 from derc.digitize import digitize
 from derc.digitize.evaluation import DISTORTIONS, InkPage, challenge_snr, degrade, render_ink, shown_mask
-from derc.digitize.grid import grid_map, row_shift, smooth_across_rows
+from derc.digitize.grid import eroded, grid_map, row_shift, smooth_across_rows
 from derc.labels import LEADS
 from derc.render import GridColour
 from derc.synth import sample_labels, synthesize
@@ -146,3 +147,12 @@ def test_run_models_digitizer_uses_the_record_image() -> None:
     got = Digitizer().read(ink, fs=FS, num_samples=5000, leads=LEADS, record="r", images=[page.photo]).signal
     want = digitize(page.ink, fs=FS, num_samples=5000, leads=LEADS, page=page.photo)
     np.testing.assert_array_equal(got, want)
+
+
+def test_erosion_is_scipys() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, reach = int(rng.integers(1, 120)), int(rng.integers(0, 25))
+        mask = rng.random(n) < rng.uniform(0.5, 1.0)
+        want = binary_erosion(mask, np.ones(2 * reach + 1, bool), border_value=0)
+        np.testing.assert_array_equal(eroded(mask, reach), want)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derc.digitize.medians import column_medians
+from derc.digitize.medians import column_medians, median
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])
@@ -26,3 +26,13 @@ def test_column_medians_refuse_mismatched_or_nan_values() -> None:
         column_medians(np.zeros((3, 2)), np.zeros((2, 3), bool), 0.0)
     with pytest.raises(ValueError, match="finite"):
         column_medians(np.array([[np.nan]]), np.ones((1, 1), bool), 0.0)
+
+
+def test_median_is_numpys() -> None:
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 4, 17, 250):
+        values = rng.normal(0, 3, n)
+        assert median(values) == np.median(values)
+    assert median(np.array([3, 1, 2, 8])) == 2.5  # integers: their middle pair's mean
+    with pytest.raises(ValueError, match="non-empty"):
+        median(np.zeros(0))

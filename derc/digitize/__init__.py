@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import find_peaks
 
 from derc.digitize.ends import row_ends
@@ -32,10 +32,11 @@ from derc.digitize.grid import grid_map, grid_scale, row_shift, smooth_across_ro
 from derc.digitize.level import isoelectric_level
 from derc.digitize.limb import complete_limb_leads
 from derc.digitize.lines import fit_line, robust_line
-from derc.digitize.medians import column_medians
+from derc.digitize.medians import column_medians, median
 from derc.digitize.rowfit import row_scores
 from derc.digitize.runs import band_run_lengths, plateau_middle, run_at, stroke_mass
 from derc.digitize.skew import profile_sharpness
+from derc.digitize.smooth import gaussian_smooth
 from derc.digitize.steep import SHORT_SPAN, steep_points, steep_runs
 from derc.digitize.viterbi import cheapest_paths, claims_near, path_costs
 from derc.render.layout import (
@@ -176,7 +177,7 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = ink.shape
     ppmm_y = h / PAGE_HEIGHT_MM
     x0, x1 = int(0.1 * w), int(0.95 * w)
-    profile = gaussian_filter1d(ink[:, x0:x1].sum(axis=1).astype(np.float64), max(0.5, 0.5 * ppmm_y))
+    profile = gaussian_smooth(ink[:, x0:x1].sum(axis=1), max(0.5, 0.5 * ppmm_y))
     if profile.max() <= 0:
         return np.zeros(0), np.zeros(0)
     peaks, _ = find_peaks(profile, distance=max(2, int(7.0 * ppmm_y)))
@@ -184,7 +185,7 @@ def _row_peaks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     heights = profile[peaks]
     top = np.sort(heights)[-4:]
-    keep = heights >= 0.3 * np.median(top)
+    keep = heights >= 0.3 * median(top)
     peaks, heights = peaks[keep], heights[keep]
     # parabolic sub-pixel refinement
     left = profile[np.clip(peaks - 1, 0, h - 1)]
@@ -209,7 +210,7 @@ def _fit_layout_rows(
     tol = 2.5 * ppmm
     if peaks.size == 0:
         return 0.0, ppmm, 0.0, np.full(base.size, np.nan), 1.0
-    weight = np.minimum(1.0, heights / np.median(np.sort(heights)[-4:]))
+    weight = np.minimum(1.0, heights / median(np.sort(heights)[-4:]))
     a = ppmm * np.linspace(0.88, 1.12, 25)
     b = (peaks[None, :, None] - a[:, None, None] * base[None, None, :]).reshape(a.size, -1)  # (na, n*nL)
     # each candidate (a, b): the weight of the peaks its rows meet, and the rows' distances to their nearest peaks
@@ -250,7 +251,7 @@ def _pen_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
     h, w = ink.shape
     cols = np.linspace(0.1 * w, 0.95 * w, 200).astype(np.int64)
     run = band_run_lengths(ink, np.array(_row_bands(rows_px, half, h), np.int64), cols, INK_THRESHOLD)
-    return float(np.median(run)) if run.size else 1.0
+    return median(run) if run.size else 1.0
 
 
 def _ink_width(ink: np.ndarray, rows_px: np.ndarray, half: int) -> float:
@@ -324,8 +325,8 @@ def _fit_page(ink: np.ndarray, layout: str | None, angle: float, fs: float | Non
         name,
         ay,
         by,
-        float(np.median(ax)),
-        float(np.median(bx)),
+        median(ax),
+        median(bx),
         tuple(float(v) for v in rows_px),
         angle,
         tuple(float(v) for v in ax),
@@ -349,7 +350,8 @@ def _row_lines(ink: np.ndarray, fit: PageFit, pitch_mm: float, strips: int = 10)
         lo, hi = int(max(0, y0 - half)), int(min(h, y0 + half + 1))
         # each strip's row profile (its columns summed), all strips smoothed down the rows in one call
         sums = [ink[lo:hi, max(a, 0) : max(b, 1)].sum(axis=1) for a, b in itertools.pairwise(edges)]
-        profs = gaussian_filter1d(np.stack(sums, axis=1).astype(np.float64), sigma, axis=0)
+        # each strip's profile smoothed down the rows (none where the band lies off the image)
+        profs = gaussian_smooth(np.stack(sums), sigma).T if hi > lo else np.zeros((0, strips))
         found = profs.max(axis=0, initial=0.0) > 0 if hi > lo else np.zeros(strips, bool)
         xs_a = (0.5 * (edges[:-1] + edges[1:]))[found]
         ys_a = lo + np.argmax(profs, axis=0)[found].astype(np.float64) if hi > lo else np.zeros(0)

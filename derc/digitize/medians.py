@@ -1,10 +1,11 @@
-"""Per-column medians of the values a mask selects (:func:`column_medians`): a trace row's pen thickness and
-stroke half-width from its flat columns.
+"""Medians: of a 1-D array of finite values (:func:`median`), and per column of the values a mask selects
+(:func:`column_medians`: a trace row's pen thickness and stroke half-width from its flat columns).
 
 Compiled with numba (:mod:`derc.digitize.jit`: when imported, or loaded from numba's cache): the tracer took them
 row by row, a mask, a boolean index and ``np.median`` per row (~17 numpy calls a row, two medians for each of up
 to 12 rows a page). numba's ``np.median`` averages the two middle values as numpy's does, so the medians are the
-same to the bit (for integer values too: they are exact in float64, where numpy averages them).
+same to the bit (for integer values too: they are exact in float64, where numpy averages them). ``np.median`` itself
+makes ~40 Python-level calls (its dispatch, NaN check and mean of the middle pair), the grid's phase three a row.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from __future__ import annotations
 import numpy as np
 
 from derc.digitize.jit import kernel
+
+
+@kernel("float64(float64[::1])")
+def _median(values: np.ndarray) -> float:  # pragma: no cover
+    return np.median(values)
+
+
+def median(values: np.ndarray) -> float:
+    """``np.median`` of a non-empty 1-D array of finite values (float64), in one compiled call."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"median needs a non-empty 1-D array, got shape {values.shape}")
+    return _median(values)
 
 
 @kernel("float64[::1](float64[:, ::1], boolean[:, ::1], float64[::1])")
