@@ -8,6 +8,7 @@ import os
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -203,8 +204,8 @@ class HelperThreads:
     The threads are daemons, so work queued but not started never holds up the end of the process. Work under way
     does: a daemon thread still inside torch's kernels while the process tears torch down aborts it ("terminate
     called without an active exception", exit status 134) where the caller had simply finished. At exit
-    (:func:`_finish_helpers_work`) the threads start nothing new and the process waits for the work under way, at
-    most ``AT_EXIT_WAIT_S``."""
+    (:func:`_finish_helpers_work`) the threads start nothing new, the process waits for the work under way, at
+    most ``AT_EXIT_WAIT_S``, and the threads end before the interpreter finalizes."""
 
     def __init__(self, name: str, workers: int = 1) -> None:
         self.name = name
@@ -228,6 +229,8 @@ class HelperThreads:
             ]
             for thread in self._threads:
                 thread.start()
+            with _in_flight.state:
+                _in_flight.serving.append((self._queue, self._threads))
         future: Future[T] = Future()
         self._queue.put((future, fn, args))
         return future
@@ -236,6 +239,8 @@ class HelperThreads:
         """End the threads once they finish the work queued so far (a later :meth:`submit` starts others);
         ``wait``: return only then."""
         if self.started:
+            with _in_flight.state:
+                _in_flight.serving = [item for item in _in_flight.serving if item[0] is not self._queue]
             for _ in self._threads:
                 self._queue.put(None)
             if wait:
@@ -252,6 +257,7 @@ class _InFlight:
         self.state = threading.Condition()
         self.running = 0
         self.ending = False
+        self.serving: list[tuple[queue.SimpleQueue, list[threading.Thread]]] = []  # each started set's queue, threads
 
 
 _in_flight = _InFlight()
@@ -279,9 +285,25 @@ def _serve(work: queue.SimpleQueue) -> None:
 
 @atexit.register
 def _finish_helpers_work() -> None:
+    """Wait for the helpers' work under way, then end the threads: each drops the work queued behind it and
+    returns, so nothing of theirs is freed once the interpreter finalizes.
+
+    Ending them matters as much as the wait: a thread that merely went back to its queue still held its last
+    piece of work (the future and its result) until the next item replaced it, and freeing a tensor releases the
+    interpreter's lock; a daemon thread that asks for the lock back while the interpreter finalizes is ended by
+    ``pthread_exit``, whose unwinding through torch's C++ frames aborts the process ("terminate called without
+    an active exception", exit status 134, in 2 of 30 runs of the test's script before the join)."""
+    deadline = time.monotonic() + AT_EXIT_WAIT_S
     with _in_flight.state:
         _in_flight.ending = True
         _in_flight.state.wait_for(lambda: _in_flight.running == 0, timeout=AT_EXIT_WAIT_S)
+        serving, _in_flight.serving = _in_flight.serving, []
+    for work, threads in serving:
+        for _ in threads:
+            work.put(None)
+    for _, threads in serving:
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _forget_parents_helpers() -> None:

@@ -186,6 +186,15 @@ def test_the_process_ends_cleanly_while_a_helper_computes(records: list[str]) ->
 EXIT_WHILE_A_WORKER_COMPUTES = (
     BUSY
     + """
+import atexit, threading
+
+
+def workers_alive():  # registered before derc.runtime's own at-exit wait, so it runs after it
+    alive = [thread for thread in threading.enumerate() if thread.name.startswith("test-worker")]
+    print("alive" if alive else "ended", flush=True)
+
+
+atexit.register(workers_alive)
 from derc.runtime import HelperThreads
 
 worker = HelperThreads("test-worker")
@@ -199,8 +208,11 @@ print("exiting", flush=True)
 
 def test_the_process_ends_cleanly_while_a_worker_computes() -> None:
     """The same for work handed to any helper thread (the image classifier's): the work under way is finished at
-    exit, the work queued behind it is dropped."""
-    assert python_output(EXIT_WHILE_A_WORKER_COMPUTES) == ["exiting", "first", "done"]
+    exit, the work queued behind it is dropped, and the thread has ended before the interpreter finalizes: a
+    daemon thread left at its queue still held its last work's result, and freeing that tensor once the interpreter
+    finalized aborted the process (exit status 134, "terminate called without an active exception", in 2 of 30
+    runs and once in CI)."""
+    assert python_output(EXIT_WHILE_A_WORKER_COMPUTES) == ["exiting", "first", "done", "ended"]
 
 
 def python_output(script: str, *args: str) -> list[str]:
