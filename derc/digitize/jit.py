@@ -1,12 +1,13 @@
 """The digitizer's compiled kernels: numba, compiled for their signatures when their module is imported, and kept
 in numba's on-disk cache so that later processes load them instead of compiling again.
 
-Compiling all of them takes ~9 s of a first import on these machines; loading them from the cache a fraction of a
-second (``import derc.digitize`` 1.2-1.3 s in all; 2.8 s when every process compiled the three kernels it had
-then). The cache sits in ``__pycache__`` beside the sources, or in numba's per-user cache directory where the
-package is read-only (``NUMBA_CACHE_DIR`` moves it); numba keys it on the source file and the CPU, so an edited
-module or another machine compiles afresh. Where no cache location is writable at all, the kernels are compiled
-in each process, as before there was a cache.
+Compiling all of them takes 30-35 s of a first import on an idle 2-core AVX2 host (2026-12-08, after the tenth
+session's kernels; ~9 s on the AVX-512 hosts before them); loading them from the cache a fraction of a second
+(``import derc.digitize`` 1.6-1.7 s in all beyond numpy, numba and scipy on that host). The `Dockerfile` fills the
+cache when the image is built. The cache sits in ``__pycache__`` beside the sources, or in numba's per-user cache
+directory where the package is read-only (``NUMBA_CACHE_DIR`` moves it); numba keys it on the source file and the
+CPU, so an edited module or another machine compiles afresh. Where no cache location is writable at all, the
+kernels are compiled in each process, as before there was a cache.
 """
 
 from __future__ import annotations
