@@ -229,8 +229,11 @@ class HelperThreads:
             ]
             for thread in self._threads:
                 thread.start()
-            with _in_flight.state:
-                _in_flight.serving.append((self._queue, self._threads))
+            with _in_flight.state:  # closed sets stay listed until their threads have ended: the exit joins them too
+                serving = [
+                    (work, threads) for work, threads in _in_flight.serving if any(t.is_alive() for t in threads)
+                ]
+                _in_flight.serving = [*serving, (self._queue, self._threads)]
         future: Future[T] = Future()
         self._queue.put((future, fn, args))
         return future
@@ -239,8 +242,6 @@ class HelperThreads:
         """End the threads once they finish the work queued so far (a later :meth:`submit` starts others);
         ``wait``: return only then."""
         if self.started:
-            with _in_flight.state:
-                _in_flight.serving = [item for item in _in_flight.serving if item[0] is not self._queue]
             for _ in self._threads:
                 self._queue.put(None)
             if wait:
